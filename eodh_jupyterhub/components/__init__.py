@@ -1,0 +1,1 @@
+"""Component resources. None of them reads stack configuration: everything arrives as args."""

@@ -1,0 +1,34 @@
+"""The program: wires the components from one Settings object and exports the stack outputs."""
+
+from __future__ import annotations
+
+import pulumi
+
+from .components.external_secrets import OAuthClientSecrets, OAuthClientSecretsArgs
+from .components.hub_secrets import GeneratedHubSecrets
+from .components.namespace import JupyterNamespace, JupyterNamespaceArgs
+from .components.rbac import HubRbac, HubRbacArgs
+from .settings import Settings
+
+
+def jupyterhub_program(settings: Settings) -> None:
+    namespace = JupyterNamespace("jupyter", JupyterNamespaceArgs(name=settings.namespace))
+    HubRbac("hub-rbac", HubRbacArgs(namespace=namespace.name))
+    hub_secrets = GeneratedHubSecrets("hub-secrets")
+    oauth_secrets = OAuthClientSecrets(
+        "oauth-client-secrets",
+        OAuthClientSecretsArgs(
+            namespace=namespace.name,
+            region=settings.aws_region,
+            eks_oidc_provider_arn=settings.eks_oidc_provider_arn,
+            eks_oidc_issuer_host=settings.eks_oidc_issuer_host,
+            oauth_client_secret_name=settings.oauth_client_secret_name,
+            workspaces_client_secret_name=settings.workspaces_client_secret_name,
+        ),
+    )
+
+    pulumi.export("namespace", namespace.name)
+    pulumi.export("hubUrl", f"https://{settings.platform_domain}/notebooks/")
+    pulumi.export("keycloakIssuer", settings.keycloak_issuer)
+    pulumi.export("externalSecretsRoleArn", oauth_secrets.role_arn)
+    pulumi.export("oauthSecretName", oauth_secrets.secret_name)

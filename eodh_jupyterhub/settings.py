@@ -1,0 +1,452 @@
+"""Stack configuration, read once into one frozen, typed object.
+
+Every key is read here and nowhere else: components receive plain values through their args.
+Problems are collected and reported together, each naming the stack file, the key, what was
+expected and an example, before a single resource is registered.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PROJECT = "eodh-jupyterhub"
+NAMESPACE = "jupyter"
+KEYCLOAK_REALM = "eodhp"
+
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_ACCOUNT_RE = r"\d{12}"
+_OIDC_PROVIDER_ARN_RE = re.compile(
+    rf"^arn:aws:iam::{_ACCOUNT_RE}:oidc-provider/(?P<host>[a-z0-9.-]+(/[A-Za-z0-9._~/-]+)?)$"
+)
+# Registry host (with optional port), path, and a tag; digests are not used by this platform
+# because the Makefiles in images/ are the source of truth for tags.
+_IMAGE_RE = re.compile(
+    r"^(?P<repository>[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+)"
+    r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$"
+)
+_SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+_K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_KEY_RE = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_CPU_RE = re.compile(r"^\d+(\.\d+)?$|^\d+m$")
+_MEMORY_RE = re.compile(r"^\d+(\.\d+)?([KMGT]i?)?$")
+
+
+class SettingsError(Exception):
+    """Stack configuration that the program refuses to deploy, with every problem listed."""
+
+    def __init__(self, stack_file: str, problems: list[str]):
+        self.stack_file = stack_file
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"{stack_file}: invalid stack configuration "
+            f"({len(problems)} problem{'s' if len(problems) != 1 else ''}); "
+            f"no resource was touched:\n{lines}"
+        )
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    repository: str
+    tag: str
+
+    def __str__(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class NotebookResources:
+    cpu_guarantee: float
+    cpu_limit: float
+    memory_guarantee: str
+    memory_limit: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the program needs for one stack; built only by `load_settings`."""
+
+    stack: str
+    aws_region: str
+    platform_domain: str
+    workspaces_domain: str
+    keycloak_issuer: str
+    hub_client_id: str
+    workspaces_client_id: str
+    oauth_client_secret_name: str
+    workspaces_client_secret_name: str
+    workspace_bucket: str
+    eks_oidc_provider_arn: str
+    keycloak_provider_arn: str | None
+    hub_image: ImageRef
+    notebook_image: ImageRef
+    python_notebook_image: ImageRef
+    r_notebook_image: ImageRef
+    debug: bool
+    notebook_resources: NotebookResources
+    notebook_node_affinity: Mapping[str, tuple[str, ...]]
+    notebook_storage_class: str
+    notebook_storage_capacity: str
+    cull_timeout_seconds: int
+    protect_data: bool
+    access_logs_bucket: str | None
+    tls_secret_name: str | None
+    namespace: str = NAMESPACE
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def stack_file(self) -> str:
+        return f"Pulumi.{self.stack}.yaml"
+
+    @property
+    def eks_oidc_issuer_host(self) -> str:
+        match = _OIDC_PROVIDER_ARN_RE.match(self.eks_oidc_provider_arn)
+        assert match, "validated in load_settings"
+        return match["host"]
+
+
+RawConfig = Mapping[str, Any]
+"""Fully qualified key (``eodh-jupyterhub:platformDomain``, ``aws:region``) to raw value.
+
+Values are what Pulumi hands a program: strings, with objects and arrays as JSON text."""
+
+
+class _Reader:
+    """Reads and validates keys one by one, collecting problems instead of stopping at the first."""
+
+    def __init__(self, raw: RawConfig, stack: str):
+        self.raw = raw
+        self.stack = stack
+        self.problems: list[str] = []
+        self.read_keys: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return key if ":" in key else f"{PROJECT}:{key}"
+
+    def _problem(self, key: str, expected: str, example: str, got: Any = None) -> None:
+        got_text = "it is missing" if got is None else f"got {json.dumps(got)}"
+        self.problems.append(f"{key}: expected {expected}, for example {example}; {got_text}")
+
+    def _raw(self, key: str) -> Any:
+        full = self._key(key)
+        self.read_keys.add(full)
+        value = self.raw.get(full)
+        return None if value is None or value == "" else value
+
+    def string(
+        self,
+        key: str,
+        expected: str,
+        example: str,
+        check: Callable[[str], bool],
+        default: str | None = None,
+        required: bool = True,
+    ) -> str:
+        value = self._raw(key)
+        if value is None:
+            if default is not None:
+                return default
+            if required:
+                self._problem(self._key(key), expected, example)
+            return ""
+        if not isinstance(value, str) or not check(value):
+            self._problem(self._key(key), expected, example, value)
+            return ""
+        return value
+
+    def optional_string(
+        self, key: str, expected: str, example: str, check: Callable[[str], bool]
+    ) -> str | None:
+        value = self.string(key, expected, example, check, required=False)
+        return value or None
+
+    def boolean(self, key: str, example: str, default: bool) -> bool:
+        value = self._raw(key)
+        if value is None:
+            return default
+        text = str(value).lower() if isinstance(value, (str, bool)) else None
+        if text in ("true", "false"):
+            return text == "true"
+        self._problem(self._key(key), "a boolean (true or false)", example, value)
+        return default
+
+    def integer(self, key: str, example: str, default: int, minimum: int, maximum: int) -> int:
+        value = self._raw(key)
+        if value is None:
+            return default
+        try:
+            number = int(str(value), 10)
+        except ValueError:
+            number = None
+        if number is None or not minimum <= number <= maximum:
+            self._problem(
+                self._key(key), f"a whole number from {minimum} to {maximum}", example, value
+            )
+            return default
+        return number
+
+    def json_object(self, key: str, expected: str, example: str) -> dict[str, Any] | None:
+        value = self._raw(key)
+        if value is None:
+            self._problem(self._key(key), expected, example)
+            return None
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        if not isinstance(value, dict):
+            self._problem(self._key(key), expected, example, value)
+            return None
+        return value
+
+
+def _is_domain(value: str) -> bool:
+    return bool(_DOMAIN_RE.match(value))
+
+
+def _is_bucket_name(value: str) -> bool:
+    # The S3 general-purpose bucket naming rules, including the reserved prefixes and suffixes.
+    return (
+        bool(_BUCKET_RE.match(value))
+        and ".." not in value
+        and ".-" not in value
+        and "-." not in value
+        and not _IPV4_RE.match(value)
+        and not value.startswith(("xn--", "sthree-", "amzn-s3-demo-"))
+        and not value.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"))
+    )
+
+
+def _image(reader: _Reader, key: str, example: str) -> ImageRef:
+    text = reader.string(
+        key,
+        "an image reference <registry>/<path>:<tag>",
+        json.dumps(example),
+        lambda v: bool(_IMAGE_RE.match(v)),
+    )
+    match = _IMAGE_RE.match(text)
+    return ImageRef(match["repository"], match["tag"]) if match else ImageRef("", "")
+
+
+def _resources(reader: _Reader) -> NotebookResources:
+    key = f"{PROJECT}:notebookResources"
+    example = (
+        '{"cpuGuarantee": 0.5, "cpuLimit": 2, "memoryGuarantee": "1G", "memoryLimit": "4G"}'
+    )
+    expected = "an object with cpuGuarantee, cpuLimit (cores) and memoryGuarantee, memoryLimit"
+    obj = reader.json_object("notebookResources", expected, example)
+    fallback = NotebookResources(0.0, 0.0, "", "")
+    if obj is None:
+        return fallback
+    fields = {"cpuGuarantee", "cpuLimit", "memoryGuarantee", "memoryLimit"}
+    if set(obj) != fields:
+        reader._problem(key, expected + " (exactly these four fields)", example, obj)
+        return fallback
+    cpu = [obj["cpuGuarantee"], obj["cpuLimit"]]
+    memory = [obj["memoryGuarantee"], obj["memoryLimit"]]
+    if not all(isinstance(c, (int, float)) and not isinstance(c, bool) and c > 0 for c in cpu):
+        reader._problem(key, "cpuGuarantee and cpuLimit as positive numbers", example, obj)
+        return fallback
+    if not all(isinstance(m, str) and _MEMORY_RE.match(m) for m in memory):
+        reader._problem(key, 'memoryGuarantee and memoryLimit like "1G" or "512M"', example, obj)
+        return fallback
+    if cpu[0] > cpu[1] or _bytes(memory[0]) > _bytes(memory[1]):
+        reader._problem(key, "guarantees no larger than limits", example, obj)
+        return fallback
+    return NotebookResources(float(cpu[0]), float(cpu[1]), memory[0], memory[1])
+
+
+_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_UNITS.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40})
+
+
+def _bytes(quantity: str) -> float:
+    match = re.match(r"^(\d+(?:\.\d+)?)([KMGT]i?)?$", quantity)
+    assert match
+    return float(match[1]) * _UNITS[match[2] or ""]
+
+
+def _node_affinity(reader: _Reader) -> dict[str, tuple[str, ...]]:
+    key = f"{PROJECT}:notebookNodeAffinity"
+    example = '{"eks.amazonaws.com/nodegroup": ["notebooks"]}'
+    expected = "an object mapping a node label to the list of values a notebook node may have"
+    obj = reader.json_object("notebookNodeAffinity", expected, example)
+    if obj is None:
+        return {}
+    result: dict[str, tuple[str, ...]] = {}
+    for label, values in obj.items():
+        if (
+            not _LABEL_KEY_RE.match(label)
+            or not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, str) and v and _LABEL_VALUE_RE.match(v) for v in values)
+        ):
+            reader._problem(key, expected, example, obj)
+            return {}
+        result[label] = tuple(values)
+    return result
+
+
+def load_settings(raw: RawConfig, stack: str) -> Settings:
+    """Validate a stack's raw configuration; raise `SettingsError` listing every problem."""
+    r = _Reader(raw, stack)
+
+    aws_region = r.string(
+        "aws:region",
+        "an AWS region name",
+        '"eu-west-2"',
+        lambda v: bool(_REGION_RE.match(v)),
+    )
+    platform_domain = r.string(
+        "platformDomain",
+        "a DNS domain name in lower case",
+        '"dev.eodatahub.org.uk"',
+        _is_domain,
+    )
+    workspaces_domain = r.string(
+        "workspacesDomain",
+        "a DNS domain name in lower case",
+        '"dev.eodatahub-workspaces.org.uk"',
+        _is_domain,
+    )
+    default_issuer = (
+        f"https://{platform_domain}/keycloak/realms/{KEYCLOAK_REALM}" if platform_domain else ""
+    )
+    keycloak_issuer = r.string(
+        "keycloakIssuer",
+        f"an https URL of the Keycloak realm {KEYCLOAK_REALM!r} without a trailing slash",
+        f'"https://dev.eodatahub.org.uk/keycloak/realms/{KEYCLOAK_REALM}"',
+        lambda v: bool(
+            re.match(rf"^https://[a-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~-]+)*/realms/{KEYCLOAK_REALM}$", v)
+        ),
+        default=default_issuer,
+    )
+    client_id = ("an OAuth client id", '"eodh-jupyterhub"', lambda v: bool(_CLIENT_ID_RE.match(v)))
+    hub_client_id = r.string("hubClientId", *client_id)
+    workspaces_client_id = r.string("workspacesClientId", *client_id)
+    secret_name = (
+        "the name of an AWS Secrets Manager secret (not its value)",
+        '"eodhp-dev/jupyterhub/oauth-client-secret"',
+        lambda v: bool(_SECRET_NAME_RE.match(v)) and not v.startswith("arn:"),
+    )
+    oauth_secret = r.string("oauthClientSecretName", *secret_name)
+    workspaces_secret = r.string("workspacesClientSecretName", *secret_name)
+    bucket_rule = (
+        "an S3 bucket name (3-63 characters: lower-case letters, digits, dots and hyphens)",
+        '"workspaces-eodhp-dev"',
+        _is_bucket_name,
+    )
+    workspace_bucket = r.string("workspaceBucket", *bucket_rule)
+    access_logs_bucket = r.optional_string("accessLogsBucket", *bucket_rule)
+    eks_oidc_provider_arn = r.string(
+        "eksOidcProviderArn",
+        "the IAM ARN of the EKS cluster's OIDC provider",
+        '"arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-2.amazonaws.com/id/EXAMPLE"',
+        lambda v: bool(_OIDC_PROVIDER_ARN_RE.match(v)),
+    )
+    keycloak_provider_arn = r.optional_string(
+        "keycloakProviderArn",
+        "the IAM ARN of an existing OIDC provider for the Keycloak realm (or leave unset "
+        "to create one)",
+        f'"arn:aws:iam::123456789012:oidc-provider/dev.eodatahub.org.uk/keycloak/realms/'
+        f'{KEYCLOAK_REALM}"',
+        lambda v: bool(_OIDC_PROVIDER_ARN_RE.match(v))
+        and v.endswith(f"/realms/{KEYCLOAK_REALM}"),
+    )
+    hub_image = _image(r, "hubImage", "public.ecr.aws/eodh/eodh-jupyter-hub:4.2.0-0.2.0")
+    notebook_image = _image(
+        r, "notebookImage", "public.ecr.aws/eodh/eodh-default-notebook:python-3.12-0.2.11"
+    )
+    python_image = _image(
+        r, "pythonNotebookImage", "quay.io/jupyter/base-notebook:python-3.12"
+    )
+    r_image = _image(r, "rNotebookImage", "quay.io/jupyter/r-notebook:r-4.4.2")
+    debug = r.boolean("debug", "true", default=False)
+    resources = _resources(r)
+    affinity = _node_affinity(r)
+    storage_class = r.string(
+        "notebookStorageClass",
+        "a Kubernetes StorageClass name",
+        '"file-storage"',
+        lambda v: bool(_K8S_NAME_RE.match(v)) and len(v) <= 253,
+    )
+    storage_capacity = r.string(
+        "notebookStorageCapacity",
+        "a storage quantity",
+        '"10Gi"',
+        lambda v: bool(_MEMORY_RE.match(v)),
+    )
+    cull_timeout = r.integer("cullTimeoutSeconds", "3600", 3600, 300, 7 * 24 * 3600)
+    protect_data = r.boolean("protectData", "true", default=True)
+    tls_secret_name = r.optional_string(
+        "tlsSecretName",
+        "a Kubernetes Secret name holding the ingress certificate (or leave unset)",
+        '"eodhp-tls"',
+        lambda v: bool(_K8S_NAME_RE.match(v)) and len(v) <= 253,
+    )
+
+    _unknown_project_keys(r)
+    if r.problems:
+        raise SettingsError(f"Pulumi.{stack}.yaml", r.problems)
+
+    return Settings(
+        stack=stack,
+        aws_region=aws_region,
+        platform_domain=platform_domain,
+        workspaces_domain=workspaces_domain,
+        keycloak_issuer=keycloak_issuer,
+        hub_client_id=hub_client_id,
+        workspaces_client_id=workspaces_client_id,
+        oauth_client_secret_name=oauth_secret,
+        workspaces_client_secret_name=workspaces_secret,
+        workspace_bucket=workspace_bucket,
+        eks_oidc_provider_arn=eks_oidc_provider_arn,
+        keycloak_provider_arn=keycloak_provider_arn,
+        hub_image=hub_image,
+        notebook_image=notebook_image,
+        python_notebook_image=python_image,
+        r_notebook_image=r_image,
+        debug=debug,
+        notebook_resources=resources,
+        notebook_node_affinity=affinity,
+        notebook_storage_class=storage_class,
+        notebook_storage_capacity=storage_capacity,
+        cull_timeout_seconds=cull_timeout,
+        protect_data=protect_data,
+        access_logs_bucket=access_logs_bucket,
+        tls_secret_name=tls_secret_name,
+    )
+
+
+def _unknown_project_keys(reader: _Reader) -> None:
+    """A misspelt key would otherwise be ignored and its default silently used."""
+    known = sorted(k for k in reader.read_keys if k.startswith(f"{PROJECT}:"))
+    for key in sorted(reader.raw):
+        if key.startswith(f"{PROJECT}:") and key not in reader.read_keys:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(known)}"
+            reader.problems.append(f"{key}: unknown setting; {hint}")
+
+
+def settings_from_pulumi() -> Settings:
+    """Read the running stack's configuration the way the Pulumi engine hands it over."""
+    import pulumi
+    import pulumi.runtime.config as runtime_config
+
+    raw: dict[str, Any] = dict(runtime_config.get_config_env())
+    raw.update(runtime_config.CONFIG.get())
+    return load_settings(raw, pulumi.get_stack())

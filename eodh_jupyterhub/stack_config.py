@@ -1,0 +1,89 @@
+"""Reads Pulumi.yaml defaults plus Pulumi.<stack>.yaml the way the Pulumi CLI hands them over.
+
+Used where the CLI is not: the offline render and the tests. Values come out as Pulumi gives
+them to a program: fully qualified keys, strings, objects and arrays as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class StackConfigError(Exception):
+    pass
+
+
+def _project_file(root: Path) -> dict[str, Any]:
+    return yaml.safe_load((root / "Pulumi.yaml").read_text())
+
+
+def stack_names(root: Path = PROJECT_ROOT) -> list[str]:
+    """Every stack that has a Pulumi.<stack>.yaml next to Pulumi.yaml, sorted."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def _as_pulumi_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _qualify(key: str, project: str) -> str:
+    return key if ":" in key else f"{project}:{key}"
+
+
+def project_defaults(root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The `config:` block of Pulumi.yaml as native values (only keys that carry a value)."""
+    project = _project_file(root)
+    name = project["name"]
+    defaults: dict[str, Any] = {}
+    for key, decl in (project.get("config") or {}).items():
+        full = _qualify(key, name)
+        if isinstance(decl, dict) and "value" in decl:
+            defaults[full] = decl["value"]
+        elif isinstance(decl, dict) and "type" in decl:
+            if "default" in decl:
+                defaults[full] = decl["default"]
+        else:
+            defaults[full] = decl
+    return defaults
+
+
+def stack_values(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Only what Pulumi.<stack>.yaml itself sets, as native values."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise StackConfigError(f"{path.name}: no such stack file (stacks: {stack_names(root)})")
+    name = _project_file(root)["name"]
+    document = yaml.safe_load(path.read_text()) or {}
+    values: dict[str, Any] = {}
+    for key, value in (document.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            raise StackConfigError(
+                f"{path.name}: {key} is an encrypted secret; this program keeps no secrets in "
+                "stack files (OAuth secrets live in AWS Secrets Manager)"
+            )
+        values[_qualify(key, name)] = value
+    return values
+
+
+def effective_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Defaults overlaid with the stack file, as native values (objects stay objects)."""
+    return {**project_defaults(root), **stack_values(stack, root)}
+
+
+def pulumi_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """The effective config in the form a Pulumi program receives it (all strings)."""
+    return {k: _as_pulumi_string(v) for k, v in effective_config(stack, root).items()}
+
+
+def project_name(root: Path = PROJECT_ROOT) -> str:
+    return _project_file(root)["name"]

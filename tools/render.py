@@ -1,0 +1,107 @@
+"""Render one stack offline: what `pulumi preview` would declare, as reviewable files.
+
+    python -m tools.render dev        # writes build/dev/...
+
+No Pulumi CLI, no cloud credentials: the real program runs under recording mocks
+(eodh_jupyterhub.offline). Secrets are written as "[secret]". Output is deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, allow_unicode=True)
+
+
+def kubernetes_file_name(obj: dict[str, Any]) -> str:
+    metadata = obj.get("metadata") or {}
+    parts = [obj["kind"].lower(), metadata.get("namespace"), metadata.get("name")]
+    return "-".join(p for p in parts if p) + ".yaml"
+
+
+def render(stack: str, out_root: Path) -> dict[str, int]:
+    from eodh_jupyterhub.offline import redact, run_stack
+
+    recording = run_stack(stack)
+    out = out_root / stack
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "kubernetes").mkdir(parents=True)
+
+    resources = sorted(recording.resources, key=lambda r: r.urn)
+    (out / "resources.json").write_text(
+        _dump_json(
+            {
+                "stack": stack,
+                "resources": [
+                    {
+                        "type": r.type,
+                        "name": r.name,
+                        "parent": r.parent_name,
+                        "inputs": redact(r.inputs),
+                        "protect": r.protect,
+                        "retainOnDelete": r.retain_on_delete,
+                    }
+                    for r in resources
+                ],
+                "outputs": {
+                    k: "[secret]" if k in recording.secret_outputs else v
+                    for k, v in recording.outputs.items()
+                },
+            }
+        )
+    )
+    k8s_count = 0
+    for r in recording.kubernetes_objects():
+        obj = redact(r.inputs)
+        (out / "kubernetes" / kubernetes_file_name(obj)).write_text(_dump_yaml(obj))
+        k8s_count += 1
+    return {"resources": len(resources), "kubernetes": k8s_count}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stacks", nargs="+", help="stack names, or 'all'")
+    parser.add_argument("--out", type=Path, default=ROOT / "build")
+    args = parser.parse_args(argv)
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from eodh_jupyterhub.settings import SettingsError
+    from eodh_jupyterhub.stack_config import StackConfigError, stack_names
+
+    stacks = stack_names() if args.stacks == ["all"] else args.stacks
+    for stack in stacks:
+        started = time.perf_counter()
+        print(f"render {stack}: running the program under mocks ...", file=sys.stderr)
+        try:
+            counts = render(stack, args.out)
+        except (SettingsError, StackConfigError) as error:
+            print(error, file=sys.stderr)
+            return 2
+        elapsed = time.perf_counter() - started
+        print(
+            f"render {stack}: {counts['resources']} resources, {counts['kubernetes']} Kubernetes "
+            f"objects -> {args.out / stack} ({elapsed:.2f}s)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
