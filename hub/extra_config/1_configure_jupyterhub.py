@@ -1,0 +1,92 @@
+# ruff: noqa: F821 - `c` (and earlier files' names) come from the chart's config namespace
+"""Hub-wide settings for the EO DataHub JupyterHub.
+
+z2jh execs every ``hub.extraConfig`` entry, sorted by key, inside its own
+jupyterhub_config.py namespace: ``c`` already exists there and ``get_config`` is the
+chart's values getter, so this file uses ``c`` and never calls ``get_config()``.
+Files 2 and 3 run after this one in the same namespace and use ``eodh_require_env``.
+
+Environment read here (set by the Helm release on the hub container):
+  PLATFORM_DOMAIN    platform host name, e.g. dev.eodatahub.org.uk
+  WORKSPACES_DOMAIN  host name under which workspaces are served
+
+The base URL (/notebooks) belongs to the chart's ``hub.baseUrl``; the chart derives
+probes and proxy routes from it, so it is deliberately not set here.
+"""
+
+import os
+
+
+def eodh_require_env(*names):
+    """Return the named environment variables, or stop the hub naming every one missing.
+
+    Raising here aborts start-up: JupyterHub sets ``raise_config_file_errors``, so a
+    misconfigured release crash-loops with this message instead of serving a broken hub.
+    """
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        raise RuntimeError(
+            "EODH hub configuration: missing required environment variable(s): "
+            + ", ".join(missing)
+        )
+    return {name: os.environ[name] for name in names}
+
+
+_eodh_hub_env = eodh_require_env("PLATFORM_DOMAIN", "WORKSPACES_DOMAIN")
+
+# The release mounts hub/templates (spawn.html) here from a ConfigMap.
+c.JupyterHub.template_paths = ["/srv/jupyterhub/templates"]
+c.JupyterHub.template_vars = {
+    "platform_domain": _eodh_hub_env["PLATFORM_DOMAIN"],
+    "workspaces_domain": _eodh_hub_env["WORKSPACES_DOMAIN"],
+    "platform_url": f"https://{_eodh_hub_env['PLATFORM_DOMAIN']}",
+    "workspaces_url": f"https://{_eodh_hub_env['PLATFORM_DOMAIN']}/workspaces",
+    "feedback_url": f"https://{_eodh_hub_env['PLATFORM_DOMAIN']}/feedback",
+}
+
+# One server per user: the pod is named jupyter-{username}, so a second server of the
+# same user in the same workspace namespace would collide with the first.
+c.JupyterHub.allow_named_servers = False
+
+# Every spawn costs a Keycloak token exchange and Kubernetes API calls; cap bursts
+# (e.g. a training session starting together) rather than the number of running servers,
+# which the cluster autoscaler bounds.
+c.JupyterHub.concurrent_spawn_limit = 20
+c.JupyterHub.active_server_limit = 0
+
+# Keycloak's SSO session ends well within a day; a longer hub cookie would only keep a
+# session whose tokens can no longer be refreshed.
+c.JupyterHub.cookie_max_age_days = 1
+
+# Long sessions (docs/hub-token-refresh.md): a notebook server renews its workspace token
+# at GET {JUPYTERHUB_API_URL}/eodh/workspace-token with its own API token. The custom
+# scope is held by every user (via the `user` role) and requested for server tokens, so
+# JupyterHub grants it to a server token filtered to that server's owner only.
+EODH_WORKSPACE_TOKEN_SCOPE = "custom:eodh:workspace-token"
+
+c.JupyterHub.custom_scopes = {
+    EODH_WORKSPACE_TOKEN_SCOPE: {
+        "description": "Obtain a fresh workspace-scoped access token for one's own server.",
+    },
+}
+
+# The chart may already have appended roles (hub.loadRoles, the idle culler's): keep
+# them, and extend a chart-defined `user` role instead of replacing it.
+_eodh_roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+_eodh_user_role = next((r for r in _eodh_roles if r.get("name") == "user"), None)
+if _eodh_user_role is None:
+    _eodh_user_role = {"name": "user", "scopes": ["self"]}
+    _eodh_roles.append(_eodh_user_role)
+_eodh_user_role["scopes"] = [
+    *_eodh_user_role.get("scopes", ["self"]),
+    f"{EODH_WORKSPACE_TOKEN_SCOPE}!user",
+]
+c.JupyterHub.load_roles = _eodh_roles
+
+# JupyterHub's default server-token scopes (the `server` role) plus ours; JupyterHub
+# intersects these with the owner's own scopes when it issues the token.
+c.Spawner.server_token_scopes = [
+    "users:activity!user",
+    "access:servers!server",
+    f"{EODH_WORKSPACE_TOKEN_SCOPE}!user",
+]
