@@ -512,6 +512,16 @@ def configure(c: Any, env: Mapping[str, str]) -> WorkspaceCredentials | None:
     from hybridcontents import HybridContentsManager
     from jupyter_server.services.contents.largefilemanager import LargeFileManager
 
+    # This file replaces the base image's /etc/jupyter/jupyter_server_config.py; these are
+    # its settings (GEN_CERT aside: the hub's proxy terminates TLS).
+    c.ServerApp.ip = ""
+    c.ServerApp.open_browser = False
+    c.InlineBackend.figure_formats = {"png", "jpeg", "svg", "pdf"}
+    # Network file systems have no trash; deleting there would fail.
+    c.FileContentsManager.delete_to_trash = False
+    if env.get("NB_UMASK"):
+        os.umask(int(env["NB_UMASK"], 8))
+
     home = env.get("HOME") or DEFAULT_HOME
     c.ServerApp.contents_manager_class = HybridContentsManager
     c.HybridContentsManager.manager_classes = {"": LargeFileManager}
@@ -520,8 +530,7 @@ def configure(c: Any, env: Mapping[str, str]) -> WorkspaceCredentials | None:
     missing = missing_variables(env)
     if missing:
         _logger().warning(
-            "S3 drive disabled, serving the home drive only: missing environment "
-            "variables %s",
+            "S3 drive disabled, serving the home drive only: missing environment variables %s",
             ", ".join(missing),
         )
         return None
