@@ -167,7 +167,7 @@ class _RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.recording = mocks.recording
 
-    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             self.recording.resources.append(

@@ -38,7 +38,9 @@ def service_account_trust_policy(
                 "Action": "sts:AssumeRoleWithWebIdentity",
                 "Condition": {
                     "StringEquals": {
-                        f"{issuer_host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                        f"{issuer_host}:sub": (
+                            f"system:serviceaccount:{namespace}:{service_account}"
+                        ),
                         f"{issuer_host}:aud": "sts.amazonaws.com",
                     }
                 },

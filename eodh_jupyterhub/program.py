@@ -14,7 +14,7 @@ from .settings import Settings
 def jupyterhub_program(settings: Settings) -> None:
     namespace = JupyterNamespace("jupyter", JupyterNamespaceArgs(name=settings.namespace))
     HubRbac("hub-rbac", HubRbacArgs(namespace=namespace.name))
-    hub_secrets = GeneratedHubSecrets("hub-secrets")
+    GeneratedHubSecrets("hub-secrets")
     oauth_secrets = OAuthClientSecrets(
         "oauth-client-secrets",
         OAuthClientSecretsArgs(

@@ -7,6 +7,7 @@ expected and an example, before a single resource is registered.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import re
@@ -204,10 +205,8 @@ class _Reader:
             self._problem(self._key(key), expected, example)
             return None
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 value = json.loads(value)
-            except json.JSONDecodeError:
-                pass
         if not isinstance(value, dict):
             self._problem(self._key(key), expected, example, value)
             return None
@@ -244,9 +243,7 @@ def _image(reader: _Reader, key: str, example: str) -> ImageRef:
 
 def _resources(reader: _Reader) -> NotebookResources:
     key = f"{PROJECT}:notebookResources"
-    example = (
-        '{"cpuGuarantee": 0.5, "cpuLimit": 2, "memoryGuarantee": "1G", "memoryLimit": "4G"}'
-    )
+    example = '{"cpuGuarantee": 0.5, "cpuLimit": 2, "memoryGuarantee": "1G", "memoryLimit": "4G"}'
     expected = "an object with cpuGuarantee, cpuLimit (cores) and memoryGuarantee, memoryLimit"
     obj = reader.json_object("notebookResources", expected, example)
     fallback = NotebookResources(0.0, 0.0, "", "")
@@ -331,7 +328,9 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         f"an https URL of the Keycloak realm {KEYCLOAK_REALM!r} without a trailing slash",
         f'"https://dev.eodatahub.org.uk/keycloak/realms/{KEYCLOAK_REALM}"',
         lambda v: bool(
-            re.match(rf"^https://[a-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~-]+)*/realms/{KEYCLOAK_REALM}$", v)
+            re.match(
+                rf"^https://[a-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~-]+)*/realms/{KEYCLOAK_REALM}$", v
+            )
         ),
         default=default_issuer,
     )
@@ -364,16 +363,13 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         "to create one)",
         f'"arn:aws:iam::123456789012:oidc-provider/dev.eodatahub.org.uk/keycloak/realms/'
         f'{KEYCLOAK_REALM}"',
-        lambda v: bool(_OIDC_PROVIDER_ARN_RE.match(v))
-        and v.endswith(f"/realms/{KEYCLOAK_REALM}"),
+        lambda v: bool(_OIDC_PROVIDER_ARN_RE.match(v)) and v.endswith(f"/realms/{KEYCLOAK_REALM}"),
     )
     hub_image = _image(r, "hubImage", "public.ecr.aws/eodh/eodh-jupyter-hub:4.2.0-0.2.0")
     notebook_image = _image(
         r, "notebookImage", "public.ecr.aws/eodh/eodh-default-notebook:python-3.12-0.2.11"
     )
-    python_image = _image(
-        r, "pythonNotebookImage", "quay.io/jupyter/base-notebook:python-3.12"
-    )
+    python_image = _image(r, "pythonNotebookImage", "quay.io/jupyter/base-notebook:python-3.12")
     r_image = _image(r, "rNotebookImage", "quay.io/jupyter/r-notebook:r-4.4.2")
     debug = r.boolean("debug", "true", default=False)
     resources = _resources(r)

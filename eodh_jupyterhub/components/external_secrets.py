@@ -44,7 +44,9 @@ class OAuthClientSecretsArgs:
 
     def __post_init__(self) -> None:
         if self.oauth_client_secret_name == self.workspaces_client_secret_name:
-            raise ValueError("the two OAuth client secrets must be different Secrets Manager entries")
+            raise ValueError(
+                "the two OAuth client secrets must be different Secrets Manager entries"
+            )
         account_of(self.eks_oidc_provider_arn)
 
 

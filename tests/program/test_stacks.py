@@ -105,7 +105,11 @@ def test_crd_schema_check_rejects_unknown_fields() -> None:
         "apiVersion": "external-secrets.io/v1",
         "kind": "ExternalSecret",
         "metadata": {"name": "x"},
-        "spec": {"refreshInterval": "1m", "secretStoreRef": {"name": "s"}, "refreshIntervall": "1m"},
+        "spec": {
+            "refreshInterval": "1m",
+            "secretStoreRef": {"name": "s"},
+            "refreshIntervall": "1m",
+        },
     }
     with pytest.raises(jsonschema.ValidationError, match="refreshIntervall"):
         jsonschema.Draft7Validator(schema).validate(typo)

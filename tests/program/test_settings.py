@@ -1,0 +1,184 @@
+"""Settings: every stack loads; bad configuration fails clearly before any resource exists."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eodh_jupyterhub.offline import Recording, run_with_config
+from eodh_jupyterhub.settings import ImageRef, SettingsError, load_settings
+from tests.support.stacks import effective_config, pulumi_config
+
+P = "eodh-jupyterhub:"
+DELETE = object()
+
+# (case id, key, bad value or DELETE, text the message must contain besides key and file)
+BAD_CONFIGS = [
+    ("missing-platform-domain", f"{P}platformDomain", DELETE, "it is missing"),
+    ("platform-domain-with-scheme", f"{P}platformDomain", "https://dev.eodatahub.org.uk", "DNS"),
+    ("platform-domain-upper-case", f"{P}platformDomain", "Dev.EODataHub.org.uk", "DNS"),
+    ("workspaces-domain-underscore", f"{P}workspacesDomain", "dev_workspaces.org.uk", "DNS"),
+    ("region-malformed", "aws:region", "europe-london", "AWS region"),
+    ("region-missing", "aws:region", DELETE, "it is missing"),
+    ("bucket-upper-case", f"{P}workspaceBucket", "Workspaces-EODHP", "S3 bucket name"),
+    ("bucket-too-short", f"{P}workspaceBucket", "ws", "S3 bucket name"),
+    ("bucket-ip-address", f"{P}workspaceBucket", "192.168.10.1", "S3 bucket name"),
+    ("bucket-double-dot", f"{P}workspaceBucket", "workspaces..dev", "S3 bucket name"),
+    ("bucket-reserved-suffix", f"{P}workspaceBucket", "workspaces-s3alias", "S3 bucket name"),
+    ("eks-provider-not-an-arn", f"{P}eksOidcProviderArn", "oidc.eks.amazonaws.com/id/X", "ARN"),
+    (
+        "eks-provider-wrong-service",
+        f"{P}eksOidcProviderArn",
+        "arn:aws:iam::123456789012:role/oidc",
+        "ARN",
+    ),
+    (
+        "keycloak-provider-other-realm",
+        f"{P}keycloakProviderArn",
+        "arn:aws:iam::123456789012:oidc-provider/dev.eodatahub.org.uk/keycloak/realms/master",
+        "ARN",
+    ),
+    (
+        "keycloak-issuer-http",
+        f"{P}keycloakIssuer",
+        "http://dev.eodatahub.org.uk/realms/eodhp",
+        "https",
+    ),
+    ("hub-image-without-tag", f"{P}hubImage", "public.ecr.aws/eodh/eodh-jupyter-hub", "image"),
+    ("notebook-image-bad-tag", f"{P}notebookImage", "quay.io/jupyter/base:bad tag!", "image"),
+    ("debug-not-boolean", f"{P}debug", "yes", "boolean"),
+    ("cull-timeout-not-number", f"{P}cullTimeoutSeconds", "one hour", "whole number"),
+    ("cull-timeout-too-small", f"{P}cullTimeoutSeconds", "10", "whole number"),
+    ("resources-not-json", f"{P}notebookResources", "cpu=2", "cpuGuarantee"),
+    (
+        "resources-guarantee-above-limit",
+        f"{P}notebookResources",
+        json.dumps(
+            {"cpuGuarantee": 4, "cpuLimit": 1, "memoryGuarantee": "1G", "memoryLimit": "2G"}
+        ),
+        "no larger than limits",
+    ),
+    (
+        "resources-memory-unit",
+        f"{P}notebookResources",
+        json.dumps(
+            {"cpuGuarantee": 1, "cpuLimit": 1, "memoryGuarantee": "1GB", "memoryLimit": "2G"}
+        ),
+        "memoryGuarantee",
+    ),
+    (
+        "affinity-values-not-list",
+        f"{P}notebookNodeAffinity",
+        json.dumps({"eks.amazonaws.com/nodegroup": "notebooks"}),
+        "node label",
+    ),
+    (
+        "secret-name-is-arn",
+        f"{P}oauthClientSecretName",
+        "arn:aws:secretsmanager:x",
+        "Secrets Manager",
+    ),
+    ("client-id-with-space", f"{P}hubClientId", "eodh jupyterhub", "OAuth client id"),
+    ("unknown-key-typo", f"{P}platfromDomain", "dev.eodatahub.org.uk", "did you mean"),
+    ("storage-class-invalid", f"{P}notebookStorageClass", "File_Storage", "StorageClass"),
+]
+
+
+def _mutated(stack: str, key: str, value: object) -> dict[str, str]:
+    config = pulumi_config(stack)
+    if value is DELETE:
+        config.pop(key, None)
+    else:
+        config[key] = value  # type: ignore[assignment]
+    return config
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [case[1:] for case in BAD_CONFIGS],
+    ids=[case[0] for case in BAD_CONFIGS],
+)
+def test_bad_config_fails_clearly_before_any_resource(key: str, value: object, needle: str) -> None:
+    recording = Recording(stack="dev", preview=True)
+    with pytest.raises(SettingsError) as raised:
+        run_with_config("dev", _mutated("dev", key, value), preview=True, recording=recording)
+    message = str(raised.value)
+    assert message.startswith("Pulumi.dev.yaml: invalid stack configuration")
+    assert key in message
+    assert needle in message
+    problem = next(line for line in message.splitlines() if key in line)
+    if "unknown setting" not in problem:
+        assert "expected" in problem and "for example" in problem
+    assert recording.resources == [], "a resource was registered despite bad config"
+
+
+def test_bad_config_corpus_is_large_enough() -> None:
+    assert len(BAD_CONFIGS) >= 15
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    config = _mutated("prod", f"{P}workspaceBucket", "BAD")
+    config[f"{P}debug"] = "maybe"
+    del config[f"{P}platformDomain"]
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config, "prod")
+    assert len(raised.value.problems) == 3
+    assert str(raised.value).startswith("Pulumi.prod.yaml:")
+
+
+def test_every_stack_loads(stack: str) -> None:
+    settings = load_settings(pulumi_config(stack), stack)
+    config = effective_config(stack)
+    assert settings.platform_domain == config[f"{P}platformDomain"]
+    assert settings.workspace_bucket == config[f"{P}workspaceBucket"]
+    assert settings.aws_region == "eu-west-2"
+
+
+def test_issuer_defaults_to_the_platform_keycloak_realm() -> None:
+    settings = load_settings(pulumi_config("prod"), "prod")
+    assert settings.keycloak_issuer == "https://eodatahub.org.uk/keycloak/realms/eodhp"
+
+
+def test_dev3_shares_the_dev_realm_and_its_identity_provider() -> None:
+    settings = load_settings(pulumi_config("dev3"), "dev3")
+    assert settings.keycloak_issuer == "https://dev.eodatahub.org.uk/keycloak/realms/eodhp"
+    assert settings.keycloak_provider_arn and settings.keycloak_provider_arn.endswith(
+        "oidc-provider/dev.eodatahub.org.uk/keycloak/realms/eodhp"
+    )
+
+
+def test_per_environment_differences() -> None:
+    dev = load_settings(pulumi_config("dev"), "dev")
+    prod = load_settings(pulumi_config("prod"), "prod")
+    assert dev.debug is True and prod.debug is False
+    assert dev.protect_data is False and prod.protect_data is True
+    assert prod.notebook_resources.memory_limit == "16G"
+    assert dev.notebook_resources.memory_limit == "2G"
+    assert prod.notebook_node_affinity == {
+        "eks.amazonaws.com/nodegroup": ("notebooks", "notebooks-large")
+    }
+    assert prod.cull_timeout_seconds == 7200 and dev.cull_timeout_seconds == 1800
+
+
+def test_images_parse_into_repository_and_tag() -> None:
+    settings = load_settings(pulumi_config("dev"), "dev")
+    assert settings.hub_image == ImageRef("public.ecr.aws/eodh/eodh-jupyter-hub", "4.2.0-0.2.0")
+    assert str(settings.notebook_image) == (
+        "public.ecr.aws/eodh/eodh-default-notebook:python-3.12-0.2.11"
+    )
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(pulumi_config("dev"), "dev")
+    with pytest.raises(AttributeError):
+        settings.debug = False  # type: ignore[misc]
+
+
+def test_stack_files_hold_no_secret_values(stack: str) -> None:
+    from eodh_jupyterhub.stack_config import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text()
+    assert "secure:" not in text
+    for forbidden in ("AKIA", "BEGIN PRIVATE KEY", "client_secret", "password"):
+        assert forbidden not in text
