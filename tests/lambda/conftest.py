@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import botocore.endpoint
+import pytest
+from moto import mock_aws
+
+harness = importlib.import_module("tests.lambda.harness")
+
+
+@pytest.fixture(scope="session")
+def handler_module() -> ModuleType:
+    return harness.load_handler()
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never let a test reach a real account, whatever the developer's shell holds.
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", harness.REGION)
+    monkeypatch.setenv("AWS_REGION", harness.REGION)
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore sleeps between its own retries; the attempts still happen and are counted.
+    monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=lambda _s: None))
+
+
+@pytest.fixture
+def world() -> Iterator[Any]:
+    with mock_aws():
+        yield harness.make_world()
+
+
+@pytest.fixture
+def function(world: Any, handler_module: ModuleType) -> tuple[Any, Any]:
+    return harness.function_under_test(handler_module)
