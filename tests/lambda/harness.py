@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+from urllib.parse import unquote, urlsplit
 
 REPO = Path(__file__).resolve().parents[2]
 HANDLER_PATH = REPO / "lambda" / "s3keep" / "handler.py"
@@ -111,12 +112,17 @@ class RequestLog:
     """Every HTTP attempt a client sends (retries and failures included), by operation."""
 
     def __init__(self, client: Any) -> None:
-        self.sent: list[tuple[str, str]] = []
+        self.sent: list[tuple[str, str, dict[str, str]]] = []
         # First in line, so no other before-send handler can hide an attempt from the count.
         client.meta.events.register_first("before-send.s3", self._record)
 
     def _record(self, request: Any, **_: Any) -> None:
-        self.sent.append((request.method, request.url))
+        headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        self.sent.append((request.method, request.url, headers))
+
+    def keys(self) -> list[str]:
+        """The object keys requested, decoded, in order."""
+        return [unquote(urlsplit(url).path.lstrip("/")) for _, url, _ in self.sent]
 
     def __len__(self) -> int:
         return len(self.sent)
