@@ -61,3 +61,110 @@ def read_secrets_policy(secret_arns: list[str]) -> PolicyDocument:
             }
         ],
     }
+
+
+# --- The workspace-scoped notebook role and the workspace bucket (DESIGN.md "IAM and S3") ---
+
+WORKSPACE_TAG = "workspace"
+# The policy variable IAM replaces with the session's `workspace` tag. A session without the
+# tag leaves the variable unresolved, the statement does not match, and access is denied.
+WORKSPACE_VARIABLE = "${aws:PrincipalTag/" + WORKSPACE_TAG + "}"
+# Object actions the S3 drive needs: read (GetObject, also HeadObject and the copy source of a
+# rename), write (PutObject, also the parts of a multipart upload) and delete. Nothing else:
+# abandoned multipart uploads are cleaned by the bucket's lifecycle rule instead.
+WORKSPACE_OBJECT_ACTIONS = ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")
+
+
+def bucket_arn(bucket: str) -> str:
+    return f"arn:aws:s3:::{bucket}"
+
+
+def oidc_condition_prefix(issuer: str) -> str:
+    """How IAM names an OIDC provider in condition keys: the issuer without its scheme.
+
+    `https://dev.eodatahub.org.uk/keycloak/realms/eodhp` gives
+    `dev.eodatahub.org.uk/keycloak/realms/eodhp` (so `...:aud`, `...:sub`).
+    """
+    if not issuer.startswith("https://"):
+        raise ValueError(f"an OIDC issuer is an https URL: {issuer!r}")
+    return issuer[len("https://") :].rstrip("/")
+
+
+def oidc_provider_path(provider_arn: str) -> str:
+    """The host and path an IAM OIDC provider's ARN names (its issuer without the scheme)."""
+    prefix, _, path = provider_arn.partition(":oidc-provider/")
+    if not prefix.startswith("arn:") or not path:
+        raise ValueError(f"not an IAM OIDC provider ARN: {provider_arn!r}")
+    return path
+
+
+def notebook_trust_policy(provider_arn: str, issuer: str, audience: str) -> PolicyDocument:
+    """Who may assume the notebook role: a workspace-scoped Keycloak token, and nothing else.
+
+    - only the Keycloak provider (`Principal.Federated`), through web identity;
+    - only tokens for the dedicated client (`<issuer>:aud`; IAM takes `azp` for this key when
+      the token carries one, else `aud`);
+    - `sts:TagSession` is allowed because the token's `https://aws.amazon.com/tags` claim turns
+      into session tags, but only the `workspace` key, and it must be present and non-empty:
+      `ForAllValues` alone is also true for a request with no tags at all.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "WorkspaceScopedWebIdentity",
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": ["sts:AssumeRoleWithWebIdentity", "sts:TagSession"],
+                "Condition": {
+                    "StringEquals": {f"{oidc_condition_prefix(issuer)}:aud": audience},
+                    "StringLike": {f"aws:RequestTag/{WORKSPACE_TAG}": "?*"},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [WORKSPACE_TAG]},
+                },
+            }
+        ],
+    }
+
+
+def notebook_permissions_policy(bucket: str) -> PolicyDocument:
+    """What a notebook session may do: its own workspace's prefix of the bucket, nothing else.
+
+    The trailing `/` after the variable matters: without it `ws1` would also reach `ws10/`.
+    `s3:prefix` exists only on ListBucket; on object actions the key is absent and a condition
+    on it would silently deny, so objects are scoped by their ARN instead.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListOwnWorkspacePrefix",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": bucket_arn(bucket),
+                "Condition": {"StringLike": {"s3:prefix": f"{WORKSPACE_VARIABLE}/*"}},
+            },
+            {
+                "Sid": "ReadWriteOwnWorkspaceObjects",
+                "Effect": "Allow",
+                "Action": list(WORKSPACE_OBJECT_ACTIONS),
+                "Resource": f"{bucket_arn(bucket)}/{WORKSPACE_VARIABLE}/*",
+            },
+        ],
+    }
+
+
+def bucket_tls_only_policy(bucket: str) -> PolicyDocument:
+    """The workspace bucket's policy: refuse every request that does not arrive over TLS."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn(bucket), f"{bucket_arn(bucket)}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
