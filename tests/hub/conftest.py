@@ -1,0 +1,167 @@
+"""Fixtures for the hub tests: a fake Keycloak, a dummy kubeconfig, in-process spawners."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes_asyncio.config import kube_config
+from traitlets import import_item
+
+from tests.hub.fake_keycloak import FakeKeycloak
+from tests.support.hub_config import load_hub_config, release_env
+
+USERS = {
+    "alice": ["alpha", "beta"],
+    "bob": [],
+    "carol": ["gamma"],
+    "dave": ["delta", "epsilon"],
+}
+
+# The shape of the chart's singleuser.profileList (KubeSpawner profile_list), as the
+# release sets it; the extra config must read it, never define it.
+PROFILES = [
+    {
+        "display_name": "EO DataHub",
+        "slug": "eodh",
+        "default": True,
+        "description": "Python with EO libraries and the workspace S3 drive",
+        "kubespawner_override": {
+            "image": "public.ecr.aws/eodh/eodh-default-notebook:python-3.12-0.2.11"
+        },
+    },
+    {
+        "display_name": "Python 3.12",
+        "slug": "python-3-12",
+        "kubespawner_override": {"image": "quay.io/jupyter/base-notebook:python-3.12"},
+    },
+    {
+        "display_name": "R 4.4",
+        "slug": "r-4-4",
+        "kubespawner_override": {"image": "quay.io/jupyter/r-notebook:r-4.4.2"},
+    },
+]
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: unreachable
+  cluster: {server: "https://127.0.0.1:9"}
+contexts:
+- name: unreachable
+  context: {cluster: unreachable, user: nobody}
+current-context: unreachable
+users:
+- name: nobody
+  user: {token: not-a-real-token}
+"""
+
+
+@pytest.fixture(scope="session")
+def keycloak() -> Iterator[FakeKeycloak]:
+    env = release_env()
+    kc = FakeKeycloak(
+        hub_client_id=env["OAUTH_CLIENT_ID"],
+        hub_client_secret=env["OAUTH_CLIENT_SECRET"],
+        workspaces_client_id=env["WORKSPACES_CLIENT_ID"],
+        workspaces_client_secret=env["WORKSPACES_CLIENT_SECRET"],
+        users={name: list(ws) for name, ws in USERS.items()},
+    ).start()
+    yield kc
+    kc.stop()
+
+
+@pytest.fixture
+def kc(keycloak: FakeKeycloak) -> Iterator[FakeKeycloak]:
+    """The session's fake Keycloak, with per-test knobs reset afterwards."""
+    keycloak.requests.clear()
+    yield keycloak
+    keycloak.exchange_override = None
+    keycloak.login_as = "alice"
+    keycloak.user_token_lifetime = 300
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """KubeSpawner builds a client in __init__ and needs a kubeconfig; nothing is called."""
+    path = tmp_path_factory.mktemp("kube") / "config"
+    path.write_text(KUBECONFIG)
+    # kubernetes_asyncio reads $KUBECONFIG once, at import, which may already be done.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KUBECONFIG", str(path))
+        mp.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+        yield path
+
+
+@pytest.fixture
+def hub_env(keycloak: FakeKeycloak) -> dict[str, str]:
+    return release_env(KEYCLOAK_ISSUER_URL=keycloak.issuer)
+
+
+@pytest.fixture
+def hub_ns(hub_env: dict[str, str]) -> dict[str, Any]:
+    """The extra config loaded against the fake Keycloak, plus the chart's profile list."""
+    ns = load_hub_config(hub_env)
+    ns["c"].KubeSpawner.profile_list = PROFILES
+    return ns
+
+
+class FakeUser:
+    """The parts of jupyterhub.user.User the spawner and the hook touch."""
+
+    def __init__(self, name: str, auth_state: dict[str, Any] | None):
+        self.name = name
+        self.id = 1
+        self.url = f"/notebooks/user/{name}/"
+        self.auth_state = auth_state
+        self.saved: list[dict[str, Any]] = []
+
+    async def get_auth_state(self):
+        return self.auth_state
+
+    async def save_auth_state(self, auth_state):
+        self.saved.append(auth_state)
+        self.auth_state = auth_state
+
+
+@pytest.fixture
+def run() -> Iterator[Any]:
+    """Run a coroutine on one loop per test: KubeSpawner binds its client to the loop."""
+    loop = asyncio.new_event_loop()
+    yield loop.run_until_complete
+    # KubeSpawner's shared client parks a task that closes it with the loop.
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.close()
+
+
+@pytest.fixture
+def make_spawner(hub_ns, kubeconfig, kc, run):
+    """Build the configured spawner class for a user logged in at the fake Keycloak."""
+    c = hub_ns["c"]
+    spawner_class = import_item(c.JupyterHub.spawner_class)
+    authenticator = import_item(c.JupyterHub.authenticator_class)(config=c)
+
+    def make(username: str, auth_state: dict[str, Any] | str | None = "login", **traits):
+        if auth_state == "login":
+            # The real authenticator builds it, so workspaces come from the token's claim.
+            auth_state = authenticator.build_auth_state_dict(
+                kc.issue_user_tokens(username), {"preferred_username": username}
+            )
+        user = FakeUser(username, auth_state)
+
+        async def build():
+            return spawner_class(
+                _mock=True, user=user, config=c, authenticator=authenticator, **traits
+            )
+
+        return run(build())
+
+    return make
