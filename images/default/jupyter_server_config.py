@@ -144,6 +144,7 @@ class WorkspaceTokenRefresher(threading.Thread):
         fallback_lifetime: float = 300.0,
         initial_backoff: float = 2.0,
         max_backoff: float = 300.0,
+        min_interval: float = 5.0,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -160,12 +161,14 @@ class WorkspaceTokenRefresher(threading.Thread):
         self.fallback_lifetime = fallback_lifetime
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
+        self.min_interval = min_interval
         self.timeout = timeout
         self.clock = clock
         self.refreshes = 0
         self.failures = 0
         self._wake = threading.Event()
         self._stopped = threading.Event()
+        self._last_attempt = float("-inf")
         self._expires_at = self._expiry(token, None)
 
     def _expiry(self, token: str, expires_at: float | None) -> float:
@@ -226,8 +229,11 @@ class WorkspaceTokenRefresher(threading.Thread):
         while not self._stopped.is_set():
             self._wake.wait(delay)
             self._wake.clear()
-            if self._stopped.is_set():
+            # Every failing S3 request calls refresh_soon(): do not hammer the hub.
+            gap = self.min_interval - (time.monotonic() - self._last_attempt)
+            if self._stopped.wait(max(0.0, gap)):
                 return
+            self._last_attempt = time.monotonic()
             try:
                 self.refresh()
             except Exception as exc:
@@ -258,9 +264,6 @@ class WorkspaceCredentials:
         self.workspace = env["WORKSPACE"]
         self.initial_token = env["S3CONTENTS_WORKSPACE_ACCESS_TOKEN"]
         self.session_name = session_name(self.workspace, env.get("JUPYTERHUB_USER", ""))
-        # Unset: STS's default (1 h). Operators may lengthen it up to the role's maximum.
-        duration = env.get("S3CONTENTS_AWS_SESSION_DURATION")
-        self.duration = int(duration) if duration else None
         self.hub_api_url = env.get("JUPYTERHUB_API_URL", "")
         self.hub_api_token = env.get("JUPYTERHUB_API_TOKEN", "")
         self.server_name = env.get("JUPYTERHUB_SERVER_NAME", "")
@@ -315,13 +318,6 @@ class WorkspaceCredentials:
         if self.refresher is not None:
             self.refresher.stop()
 
-    def refresh_windows(self) -> tuple[int, int]:
-        """(advisory, mandatory) seconds before expiry at which botocore re-assumes."""
-        if self.duration is None or self.duration >= 2 * BOTOCORE_ADVISORY_REFRESH:
-            return BOTOCORE_ADVISORY_REFRESH, BOTOCORE_MANDATORY_REFRESH
-        # A 15-minute session (STS's minimum) would otherwise re-assume on every request.
-        return max(1, self.duration // 4), max(1, self.duration // 6)
-
     def aio_session(self) -> Any:
         """An aiobotocore session whose only credential source is the web identity."""
         from aiobotocore.credentials import (
@@ -332,26 +328,36 @@ class WorkspaceCredentials:
         from aiobotocore.session import AioSession
         from botocore.credentials import CredentialProvider
         from botocore.utils import FileWebIdentityTokenLoader
+        from dateutil.parser import parse as parse_timestamp
 
         assert self.token_file is not None, "start() first"
-        advisory, mandatory = self.refresh_windows()
-        extra_args: dict[str, Any] = {"RoleSessionName": self.session_name}
-        if self.duration is not None:
-            extra_args["DurationSeconds"] = self.duration
+
+        class WorkspaceRoleCredentials(AioDeferredRefreshableCredentials):
+            def _set_from_data(self, data: dict[str, Any]) -> None:
+                super()._set_from_data(data)
+                # botocore re-assumes 15 minutes before expiry, which for a session as
+                # short as STS allows (15 minutes) means before every request: scale the
+                # windows down to the lifetime STS actually granted.
+                expiry = parse_timestamp(data["expiry_time"])
+                lifetime = (expiry - self._time_fetcher()).total_seconds()
+                self._advisory_refresh_timeout = refresh_window(
+                    lifetime, BOTOCORE_ADVISORY_REFRESH, 4
+                )
+                self._mandatory_refresh_timeout = refresh_window(
+                    lifetime, BOTOCORE_MANDATORY_REFRESH, 6
+                )
+
         fetcher = AioAssumeRoleWithWebIdentityCredentialFetcher(
             client_creator=None,  # set below, once the session exists
             # Re-read on every assume: the refresher rewrites the file.
             web_identity_token_loader=FileWebIdentityTokenLoader(self.token_file),
             role_arn=self.role_arn,
-            extra_args=extra_args,
-            expiry_window_seconds=advisory,
+            extra_args={"RoleSessionName": self.session_name},
         )
-        credentials = AioDeferredRefreshableCredentials(
+        credentials = WorkspaceRoleCredentials(
             refresh_using=fetcher.fetch_credentials,
             method="assume-role-with-web-identity",
         )
-        credentials._advisory_refresh_timeout = advisory
-        credentials._mandatory_refresh_timeout = mandatory
 
         class WebIdentityOnly(CredentialProvider):
             METHOD = "assume-role-with-web-identity"
@@ -368,6 +374,11 @@ class WorkspaceCredentials:
             "credential_provider", AioCredentialResolver(providers=[WebIdentityOnly()])
         )
         return session
+
+
+def refresh_window(lifetime: float, default: int, divisor: int) -> float:
+    """Seconds before expiry to re-assume: botocore's default, or less for short sessions."""
+    return max(1.0, min(default, lifetime / divisor))
 
 
 def credential_error(exc: BaseException) -> str | None:
