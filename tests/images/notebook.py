@@ -98,3 +98,19 @@ def contents_manager(env: Mapping[str, str]) -> Iterator[Any]:
             s3 = manager.managers.get("s3")
             if s3 is not None:
                 s3.workspace_credentials.stop()
+
+
+def required_variables() -> tuple[str, ...]:
+    return _config_module().REQUIRED_VARIABLES
+
+
+@functools.cache
+def _config_module() -> Any:
+    """The config file imported as a module: it then only defines, and configures nothing."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("eodh_jupyter_server_config", CONFIG_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
