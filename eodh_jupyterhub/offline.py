@@ -55,6 +55,16 @@ def reveal(value: Any) -> Any:
     return value
 
 
+def _replace_values(value: Any, secrets: set[str]) -> Any:
+    if isinstance(value, str):
+        return SECRET_PLACEHOLDER if value in secrets else value
+    if isinstance(value, dict):
+        return {k: _replace_values(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_values(v, secrets) for v in value]
+    return value
+
+
 @dataclass
 class RecordedResource:
     urn: str
@@ -88,6 +98,13 @@ class Recording:
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
+    # Every secret value the mocks generated. Nested secretness is lost when Pulumi lifts it
+    # to the top-level property (e.g. Helm values), so redaction also goes by value.
+    generated_secrets: set[str] = field(default_factory=set)
+
+    def redacted(self, value: Any) -> Any:
+        """The value revealed, with every generated secret replaced by the placeholder."""
+        return _replace_values(reveal(value), self.generated_secrets)
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -134,6 +151,9 @@ class _RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         outputs = _computed_outputs(args.typ, args.name, args.inputs)
+        for value in outputs.values():
+            if rpc.is_rpc_secret(value) and isinstance(rpc.unwrap_rpc_secret(value), str):
+                self.recording.generated_secrets.add(rpc.unwrap_rpc_secret(value))
         if args.typ.startswith("kubernetes:"):
             # Kubernetes objects are known by namespace/name; keep ids readable.
             metadata = args.inputs.get("metadata") or {}
@@ -225,6 +245,9 @@ def run_with_config(
     Pass your own `recording` to inspect what was registered even when the program raises.
     """
     recording = recording or Recording(stack=stack, preview=preview)
+    # Each run on a fresh loop: whatever ran before (another run, asyncio.run) may have
+    # closed or unset the current one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     mocks = _RecordingMocks(recording)
     project = project_name()
     pulumi.runtime.reset_options(project=project, stack=stack, preview=preview)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pulumi
 
-from .components.external_secrets import OAuthClientSecrets, OAuthClientSecretsArgs
+from .components.external_secrets import (
+    OAUTH_CLIENT_SECRET_KEY,
+    WORKSPACES_CLIENT_SECRET_KEY,
+    OAuthClientSecrets,
+    OAuthClientSecretsArgs,
+)
 from .components.hub_secrets import GeneratedHubSecrets
 from .components.identity import (
     KeycloakIdentityProvider,
@@ -12,16 +17,20 @@ from .components.identity import (
     NotebookRole,
     NotebookRoleArgs,
 )
+from .components.jupyterhub import JupyterHub, JupyterHubArgs
 from .components.namespace import JupyterNamespace, JupyterNamespaceArgs
 from .components.rbac import HubRbac, HubRbacArgs
 from .components.workspace_bucket import WorkspaceBucket, WorkspaceBucketArgs
+from .helm_values import HubFiles, hub_values_inputs
+from .policies import account_of
 from .settings import Settings
+from .stack_config import PROJECT_ROOT
 
 
 def jupyterhub_program(settings: Settings) -> None:
     namespace = JupyterNamespace("jupyter", JupyterNamespaceArgs(name=settings.namespace))
-    HubRbac("hub-rbac", HubRbacArgs(namespace=namespace.name))
-    GeneratedHubSecrets("hub-secrets")
+    rbac = HubRbac("hub-rbac", HubRbacArgs(namespace=namespace.name))
+    hub_secrets = GeneratedHubSecrets("hub-secrets")
     oauth_secrets = OAuthClientSecrets(
         "oauth-client-secrets",
         OAuthClientSecretsArgs(
@@ -40,6 +49,7 @@ def jupyterhub_program(settings: Settings) -> None:
             client_ids=(settings.workspaces_client_id,),
             existing_provider_arn=settings.keycloak_provider_arn,
             protect=settings.protect_data,
+            account=account_of(settings.eks_oidc_provider_arn),
         ),
     )
     workspace_bucket = WorkspaceBucket(
@@ -60,7 +70,33 @@ def jupyterhub_program(settings: Settings) -> None:
         ),
     )
 
+    hub_files = HubFiles.read(PROJECT_ROOT / "hub")
+    jupyterhub = JupyterHub(
+        "jupyterhub",
+        JupyterHubArgs(
+            namespace=namespace.name,
+            values=hub_values_inputs(
+                settings,
+                hub_files,
+                oauth_secret_name=oauth_secrets.secret_name,
+                oauth_client_secret_key=OAUTH_CLIENT_SECRET_KEY,
+                workspaces_client_secret_key=WORKSPACES_CLIENT_SECRET_KEY,
+                notebook_role_arn=notebook_role.arn,
+                workspace_bucket=workspace_bucket.bucket,
+                cookie_secret=hub_secrets.cookie_secret,
+                proxy_secret_token=hub_secrets.proxy_secret_token,
+                crypt_key=hub_secrets.crypt_key,
+            ),
+            templates=hub_files.templates,
+            platform_domain=settings.platform_domain,
+            workspaces_domain=settings.workspaces_domain,
+            tls_secret_name=settings.tls_secret_name,
+            depends_on=[namespace, rbac, hub_secrets, oauth_secrets],
+        ),
+    )
+
     pulumi.export("namespace", namespace.name)
+    pulumi.export("helmRelease", jupyterhub.release_name)
     pulumi.export("hubUrl", f"https://{settings.platform_domain}/notebooks/")
     pulumi.export("keycloakIssuer", settings.keycloak_issuer)
     pulumi.export("externalSecretsRoleArn", oauth_secrets.role_arn)

@@ -6,22 +6,14 @@ import warnings
 
 import pytest
 
-from eodh_jupyterhub.offline import Recording, run_stack
+from eodh_jupyterhub.offline import Recording
+from tests.support.recordings import recording_for
 from tests.support.stacks import stack_names
 
 # pulumi_aws warns about its own deprecated modules at import; nothing here uses them.
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws(\..*)?")
 
 STACKS = stack_names()
-_recordings: dict[tuple[str, bool], Recording] = {}
-
-
-def recording_for(stack: str, preview: bool) -> Recording:
-    """One mocked run per stack and mode per test session: runs are pure, so sharing is safe."""
-    key = (stack, preview)
-    if key not in _recordings:
-        _recordings[key] = run_stack(stack, preview=preview)
-    return _recordings[key]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -15,19 +15,52 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from eodh_jupyterhub.offline import Recording
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class _ReadableDumper(yaml.SafeDumper):
+    """Multi-line strings (the hub's Python files, templates) as literal blocks."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ReadableDumper.add_representer(str, _str_presenter)
+
+
+def _integral_floats(value: Any) -> Any:
+    """The mocks hand numbers back as floats; 10.0 reads as 10 in every manifest."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats(v) for v in value]
+    return value
+
+
 def _dump_json(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(_integral_floats(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def _dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, allow_unicode=True)
+    return yaml.dump(
+        _integral_floats(data),
+        Dumper=_ReadableDumper,
+        sort_keys=True,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=100,
+    )
 
 
 def kubernetes_file_name(obj: dict[str, Any]) -> str:
@@ -37,7 +70,7 @@ def kubernetes_file_name(obj: dict[str, Any]) -> str:
 
 
 def render(stack: str, out_root: Path) -> dict[str, int]:
-    from eodh_jupyterhub.offline import redact, run_stack
+    from eodh_jupyterhub.offline import run_stack
 
     recording = run_stack(stack)
     out = out_root / stack
@@ -55,7 +88,7 @@ def render(stack: str, out_root: Path) -> dict[str, int]:
                         "type": r.type,
                         "name": r.name,
                         "parent": r.parent_name,
-                        "inputs": redact(r.inputs),
+                        "inputs": recording.redacted(r.inputs),
                         "protect": r.protect,
                         "retainOnDelete": r.retain_on_delete,
                     }
@@ -68,12 +101,34 @@ def render(stack: str, out_root: Path) -> dict[str, int]:
             }
         )
     )
+    write_helm_release(recording, out)
     k8s_count = 0
     for r in recording.kubernetes_objects():
-        obj = redact(r.inputs)
+        obj = recording.redacted(r.inputs)
         (out / "kubernetes" / kubernetes_file_name(obj)).write_text(_dump_yaml(obj))
         k8s_count += 1
     return {"resources": len(resources), "kubernetes": k8s_count}
+
+
+def write_helm_release(recording: Recording, out: Path) -> None:
+    for release in recording.of_type("kubernetes:helm.sh/v3:Release"):
+        inputs = recording.redacted(release.inputs)
+        folder = out / "helm" / inputs["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "values.yaml").write_text(_dump_yaml(inputs.get("values") or {}))
+        settings = {k: v for k, v in inputs.items() if k != "values"}
+        (folder / "release.json").write_text(
+            _dump_json(
+                {
+                    "chart": settings.pop("chart"),
+                    "version": settings.pop("version"),
+                    "repository": settings.pop("repositoryOpts", {}).get("repo"),
+                    "namespace": settings.pop("namespace"),
+                    "name": settings.pop("name"),
+                    "options": settings,
+                }
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

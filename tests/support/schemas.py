@@ -78,3 +78,33 @@ def external_secrets_schema(kind: str, version: str = "v1") -> dict[str, Any]:
 @cache
 def z2jh_values_schema() -> dict[str, Any]:
     return json.loads(require_schema("z2jh-4.2.0/values.schema.json").read_text())
+
+
+@cache
+def z2jh_default_values() -> dict[str, Any]:
+    return yaml.safe_load(require_schema("z2jh-4.2.0/values.yaml").read_text())
+
+
+def helm_merge(defaults: Any, overrides: Any) -> Any:
+    """Helm's coalescing of user values onto chart defaults: maps merge, null deletes."""
+    if isinstance(defaults, dict) and isinstance(overrides, dict):
+        merged = dict(defaults)
+        for key, value in overrides.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = helm_merge(defaults.get(key), value)
+        return merged
+    return copy.deepcopy(overrides)
+
+
+def z2jh_validation_errors(values: dict[str, Any]) -> list[str]:
+    """What `helm install` would reject: our values merged onto the chart's, against its schema."""
+    import jsonschema
+
+    merged = helm_merge(copy.deepcopy(z2jh_default_values()), values)
+    validator = jsonschema.Draft7Validator(z2jh_values_schema())
+    return [
+        f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in validator.iter_errors(merged)
+    ]
