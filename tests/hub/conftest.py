@@ -165,3 +165,19 @@ def make_spawner(hub_ns, kubeconfig, kc, run):
         return run(build())
 
     return make
+
+
+@pytest.fixture(scope="session")
+def real_hub(keycloak, kubeconfig, tmp_path_factory):
+    """One real hub per session (start-up costs seconds), torn down with its proxy."""
+    from tests.hub.real_hub import RealHub
+
+    hub = RealHub(
+        workdir=tmp_path_factory.mktemp("hub"),
+        issuer=keycloak.issuer,
+        profiles=PROFILES,
+        kubeconfig=kubeconfig,
+    )
+    hub.start()
+    yield hub
+    hub.stop()
