@@ -316,8 +316,8 @@ _eodh_form = jinja2.Environment(autoescape=True).from_string(
     <input class="form-check-input" type="radio" name="profile" id="eodh-profile-{{ p.slug }}"
            value="{{ p.slug }}"{% if p.slug == selected_profile %} checked{% endif %}>
     <label class="form-check-label" for="eodh-profile-{{ p.slug }}">
-      {{ p.display_name }}{% if p.description %}
-      <span class="text-muted">: {{ p.description }}</span>{% endif %}
+      {{ p.display_name -}}
+      {% if p.description %}<span class="text-muted">: {{ p.description }}</span>{% endif %}
     </label>
   </div>
   {%- endfor %}
