@@ -5,6 +5,8 @@ Components turn them into JSON with `pulumi.Output.json_dumps` when they hold Ou
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import Any
 
 PolicyDocument = dict[str, Any]
@@ -166,5 +168,76 @@ def bucket_tls_only_policy(bucket: str) -> PolicyDocument:
                 "Resource": [bucket_arn(bucket), f"{bucket_arn(bucket)}/*"],
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             }
+        ],
+    }
+
+
+# Where each resource type carries its policy document (as JSON text) among its inputs.
+POLICY_DOCUMENT_INPUTS = {
+    "aws:iam/role:Role": "assumeRolePolicy",
+    "aws:iam/rolePolicy:RolePolicy": "policy",
+    "aws:iam/policy:Policy": "policy",
+    "aws:s3/bucketPolicy:BucketPolicy": "policy",
+}
+
+
+def declared_policy_documents(resources: Iterable[Any]) -> dict[str, PolicyDocument]:
+    """Every IAM policy document among recorded resources, by resource name.
+
+    Takes anything with `type`, `name` and `inputs` (the offline recording's resources).
+    Documents still unknown (a preview before their inputs resolve) are left out.
+    """
+    documents: dict[str, PolicyDocument] = {}
+    for resource in resources:
+        key = POLICY_DOCUMENT_INPUTS.get(resource.type)
+        text = resource.inputs.get(key) if key else None
+        if isinstance(text, str) and text:
+            documents[resource.name] = json.loads(text)
+    return dict(sorted(documents.items()))
+
+
+def lambda_trust_policy() -> PolicyDocument:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "LambdaService",
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def marker_function_policy(
+    bucket_arn: str, marker_name: str, log_group_arn: str, failure_queue_arn: str
+) -> PolicyDocument:
+    """Exactly what the marker function does: create marker objects, log, report failures.
+
+    `*` in an S3 object ARN spans `/`, so `<bucket>/*/<marker>` covers markers at any depth
+    inside a workspace and nothing else: not other objects, not a marker at the bucket root.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "CreateDirectoryMarkers",
+                "Effect": "Allow",
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/*/{marker_name}",
+            },
+            {
+                "Sid": "WriteOwnLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"{log_group_arn}:*",
+            },
+            {
+                "Sid": "ReportFailedEvents",
+                "Effect": "Allow",
+                "Action": "sqs:SendMessage",
+                "Resource": failure_queue_arn,
+            },
         ],
     }

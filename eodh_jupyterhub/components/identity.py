@@ -21,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ..policies import (
+    account_of,
     notebook_permissions_policy,
     notebook_trust_policy,
     oidc_condition_prefix,
@@ -42,15 +43,24 @@ class KeycloakIdentityProviderArgs:
     """Set: reference that provider (shared by environments); unset: create one here."""
     protect: bool = True
     """Protect and retain the provider a stack creates (production data safety)."""
+    account: str | None = None
+    """The account the stack deploys into: IAM trusts only providers of the role's account."""
 
     def __post_init__(self) -> None:
         if not self.client_ids:
             raise ValueError("the Keycloak identity provider needs at least one client id")
         path = oidc_condition_prefix(self.issuer)
-        if self.existing_provider_arn and oidc_provider_path(self.existing_provider_arn) != path:
+        existing = self.existing_provider_arn
+        if existing and oidc_provider_path(existing) != path:
             raise ValueError(
-                f"keycloakProviderArn {self.existing_provider_arn!r} is not the provider of the "
-                f"issuer {self.issuer!r} (expected an ARN ending in oidc-provider/{path})"
+                f"keycloakProviderArn {existing!r} is not the provider of the issuer "
+                f"{self.issuer!r} (expected an ARN ending in oidc-provider/{path})"
+            )
+        if existing and self.account and account_of(existing) != self.account:
+            raise ValueError(
+                f"keycloakProviderArn {existing!r} is in account {account_of(existing)}, not "
+                f"{self.account} where this stack deploys; a role can only trust an identity "
+                "provider of its own account"
             )
 
 
