@@ -69,6 +69,18 @@ def kubernetes_file_name(obj: dict[str, Any]) -> str:
     return "-".join(p for p in parts if p) + ".yaml"
 
 
+def write_iam_documents(resources: list[Any], out: Path) -> int:
+    """Every IAM policy document (role trust, inline policy, bucket policy) as
+    `iam/<resource name>.json`, for review and for the policy linters."""
+    from eodh_jupyterhub.policies import declared_policy_documents
+
+    documents = declared_policy_documents(resources)
+    (out / "iam").mkdir(parents=True, exist_ok=True)
+    for name, document in documents.items():
+        (out / "iam" / f"{name}.json").write_text(_dump_json(document))
+    return len(documents)
+
+
 def render(stack: str, out_root: Path) -> dict[str, int]:
     from eodh_jupyterhub.offline import run_stack
 
@@ -107,6 +119,7 @@ def render(stack: str, out_root: Path) -> dict[str, int]:
         obj = recording.redacted(r.inputs)
         (out / "kubernetes" / kubernetes_file_name(obj)).write_text(_dump_yaml(obj))
         k8s_count += 1
+    write_iam_documents(recording.resources, out)
     return {"resources": len(resources), "kubernetes": k8s_count}
 
 
