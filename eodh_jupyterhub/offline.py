@@ -12,6 +12,7 @@ import hashlib
 import runpy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -55,7 +56,27 @@ def reveal(value: Any) -> Any:
     return value
 
 
+def describe_asset(value: pulumi.Asset | pulumi.Archive) -> dict[str, Any]:
+    """A stable, reviewable stand-in for an asset: its kind, path and content digest."""
+    path = getattr(value, "path", None)
+    description: dict[str, Any] = {"kind": type(value).__name__}
+    if path is not None:
+        root = Path(path)
+        description["path"] = str(root.relative_to(PROJECT_ROOT) if root.is_absolute() else root)
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        digest = hashlib.sha256()
+        for file in files:
+            if "__pycache__" in file.parts:
+                continue
+            digest.update(str(file.relative_to(root.parent)).encode() + b"\0")
+            digest.update(file.read_bytes())
+        description["sha256"] = digest.hexdigest()
+    return description
+
+
 def _replace_values(value: Any, secrets: set[str]) -> Any:
+    if isinstance(value, (pulumi.Asset, pulumi.Archive)):
+        return describe_asset(value)
     if isinstance(value, str):
         return SECRET_PLACEHOLDER if value in secrets else value
     if isinstance(value, dict):
@@ -126,19 +147,50 @@ class Recording:
         ]
 
 
+MOCK_REGION = "eu-west-2"
+
+# ARN shapes of the resource types this program declares, as AWS would assign them.
+_ARN_FORMATS = {
+    "aws:iam/role:Role": "arn:aws:iam::{account}:role/{name}",
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": (
+        "arn:aws:iam::{account}:oidc-provider/{url}"
+    ),
+    "aws:s3/bucket:Bucket": "arn:aws:s3:::{name}",
+    "aws:cloudwatch/logGroup:LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}",
+    "aws:sqs/queue:Queue": "arn:aws:sqs:{region}:{account}:{name}",
+    "aws:lambda/function:Function": "arn:aws:lambda:{region}:{account}:function:{name}",
+}
+
+
 def _computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """Outputs a real provider would compute and dependants read (ARNs, names, ids)."""
     outputs = dict(inputs)
     if typ.startswith("aws:"):
         service = typ.split(":")[1].split("/")[0]
         resource_name = inputs.get("name") or inputs.get("bucket") or name
-        outputs.setdefault("arn", f"arn:aws:{service}:eu-west-2:{MOCK_ACCOUNT}:{resource_name}")
-        if typ == "aws:iam/role:Role":
-            outputs["arn"] = f"arn:aws:iam::{MOCK_ACCOUNT}:role/{resource_name}"
+        url = str(inputs.get("url", "")).removeprefix("https://")
+        arn_format = _ARN_FORMATS.get(typ, "arn:aws:{service}:{region}:{account}:{name}")
+        outputs.setdefault(
+            "arn",
+            arn_format.format(
+                account=MOCK_ACCOUNT,
+                region=MOCK_REGION,
+                service=service,
+                name=resource_name,
+                url=url,
+            ),
+        )
+        if typ in ("aws:iam/role:Role", "aws:cloudwatch/logGroup:LogGroup"):
             outputs.setdefault("name", resource_name)
         if typ == "aws:s3/bucket:Bucket":
-            outputs["arn"] = f"arn:aws:s3:::{resource_name}"
             outputs.setdefault("bucket", resource_name)
+        if typ == "aws:sqs/queue:Queue":
+            outputs.setdefault("name", resource_name)
+            outputs["url"] = (
+                f"https://sqs.{MOCK_REGION}.amazonaws.com/{MOCK_ACCOUNT}/{resource_name}"
+            )
+        if typ == "aws:lambda/function:Function":
+            outputs.setdefault("name", resource_name)
     if typ == "random:index/randomId:RandomId":
         # Deterministic stand-in for 32 random bytes, secret as the real provider's would be.
         outputs["hex"] = rpc.wrap_rpc_secret(hashlib.sha256(name.encode()).hexdigest())
