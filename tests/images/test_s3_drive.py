@@ -119,14 +119,25 @@ def test_s3_drive_uses_no_static_keys_even_when_the_environment_has_them(
         assert "AWS_SECRET_ACCESS_KEY" not in os.environ
 
 
-def test_out_of_band_markers_show_without_a_stale_listing(aws: Aws, tmp_path: Path) -> None:
+def test_out_of_band_changes_show_without_a_stale_listing(aws: Aws, tmp_path: Path) -> None:
+    """s3fs caches listings; the marker function and workflows write behind its back."""
     workspace = new_workspace()
     with contents_manager(env_for(aws, tmp_path, workspace, fake_jwt(time.time() + 3600))) as cm:
         aws.s3.put_object(Bucket=aws.bucket, Key=f"{workspace}/late/data.csv", Body=b"x,y\n")
         assert names(cm.get("s3")) == []  # no marker: s3contents hides the directory
         aws.s3.put_object(Bucket=aws.bucket, Key=f"{workspace}/late/.s3keep", Body=b"")
         assert names(cm.get("s3")) == ["late"]
-        assert cm.dir_exists("s3/late")
+
+        # Now that `late` has been listed (and would be cached), change it out of band.
+        assert names(cm.get("s3/late")) == ["data.csv"]
+        assert not cm.file_exists("s3/late/more.csv")
+        assert not cm.dir_exists("s3/late/sub")
+        aws.s3.put_object(Bucket=aws.bucket, Key=f"{workspace}/late/more.csv", Body=b"z")
+        aws.s3.put_object(Bucket=aws.bucket, Key=f"{workspace}/late/sub/.s3keep", Body=b"")
+        aws.s3.delete_object(Bucket=aws.bucket, Key=f"{workspace}/late/data.csv")
+        assert cm.file_exists("s3/late/more.csv")
+        assert cm.dir_exists("s3/late/sub")
+        assert not cm.file_exists("s3/late/data.csv")
 
 
 def test_refused_token_fails_the_s3_drive_clearly_and_keeps_home(aws: Aws, tmp_path: Path) -> None:
