@@ -29,6 +29,12 @@ def documents(recording: Recording) -> dict[str, Any]:
     return declared_policy_documents(recording.resources)
 
 
+def permission_documents(recording: Recording) -> dict[str, Any]:
+    """Every declared document except role trust policies."""
+    trust = {r.name for r in recording.of_type("aws:iam/role:Role")}
+    return {n: d for n, d in documents(recording).items() if n not in trust}
+
+
 @dataclass(frozen=True)
 class Request:
     """One row of a decision table: who asks for what, in which context."""

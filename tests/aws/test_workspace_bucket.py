@@ -37,8 +37,7 @@ def child(recording: Recording, name: str) -> dict:
 def test_bucket_is_named_from_settings_and_never_force_destroyed(
     recording: Recording, stack: str
 ) -> None:
-    (bucket,) = recording.of_type("aws:s3/bucket:Bucket")
-    assert bucket.name == "workspaces-bucket"
+    bucket = recording.named("workspaces-bucket")
     # Only the name: no inline ACL, policy, versioning or force_destroy on the bucket itself.
     assert bucket.plain_inputs == {"bucket": bucket_name(stack)}
     for resource in recording.resources:
