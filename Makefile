@@ -5,7 +5,10 @@ RUN := $(UV) run --frozen
 STACK ?= dev
 PYTEST_ARGS ?=
 
-.PHONY: setup render test lint format bench clean
+A ?= staging
+B ?= prod
+
+.PHONY: setup render check diff test lint format bench clean
 
 setup: ## Install the locked Python environment and the Node test tools
 	$(UV) sync --frozen
@@ -13,6 +16,13 @@ setup: ## Install the locked Python environment and the Node test tools
 
 render: setup ## Render one stack offline (STACK=dev|dev3|test|staging|prod|all) into build/<stack>/
 	$(RUN) python -m tools.render $(STACK)
+
+check: render ## Validate the rendered output: schemas, parliament, policy pack (STACK=... or all)
+	$(RUN) python -m tools.check $(STACK)
+
+diff: setup ## What differs between two environments (A=staging B=prod)
+	$(RUN) python -m tools.render $(A) $(B) >/dev/null
+	$(RUN) python -m tools.diff $(A) $(B)
 
 test: setup ## Run the whole test suite (slow suites included)
 	$(RUN) pytest $(PYTEST_ARGS)

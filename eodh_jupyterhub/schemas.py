@@ -1,0 +1,120 @@
+"""Upstream schemas (chart values, External Secrets CRDs), found through one setting.
+
+EODH_SCHEMAS_DIR names the folder; by default it is `../shared/schemas` beside this
+repository. The schemas are never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .stack_config import PROJECT_ROOT
+
+DEFAULT_SCHEMAS_DIR = PROJECT_ROOT.parent / "shared" / "schemas"
+EXTERNAL_SECRETS_CRDS = {
+    "ExternalSecret": "external-secrets-2.9.0/external-secrets.io_externalsecrets.yaml",
+    "SecretStore": "external-secrets-2.9.0/external-secrets.io_secretstores.yaml",
+    "ClusterSecretStore": "external-secrets-2.9.0/external-secrets.io_clustersecretstores.yaml",
+}
+Z2JH_SCHEMA = "z2jh-4.2.0/values.schema.json"
+Z2JH_DEFAULTS = "z2jh-4.2.0/values.yaml"
+
+
+class SchemaMissing(FileNotFoundError):
+    pass
+
+
+def schemas_dir() -> Path:
+    return Path(os.environ.get("EODH_SCHEMAS_DIR", DEFAULT_SCHEMAS_DIR))
+
+
+def schema_path(relative: str) -> Path:
+    path = schemas_dir() / relative
+    if not path.is_file():
+        raise SchemaMissing(
+            f"schema {relative} not found under {schemas_dir()} "
+            "(set EODH_SCHEMAS_DIR to the shared/schemas folder)"
+        )
+    return path
+
+
+def forbid_unknown_fields(schema: Any) -> Any:
+    """Upstream CRD schemas allow unknown fields (the API server prunes them); a typo in our
+    objects would pass silently, so every object with declared properties becomes closed."""
+    if isinstance(schema, dict):
+        result = {k: forbid_unknown_fields(v) for k, v in schema.items()}
+        if (
+            result.get("type") == "object"
+            and "properties" in result
+            and not result.get("x-kubernetes-preserve-unknown-fields")
+            and "additionalProperties" not in result
+        ):
+            result["additionalProperties"] = False
+        return result
+    if isinstance(schema, list):
+        return [forbid_unknown_fields(v) for v in schema]
+    return schema
+
+
+@cache
+def external_secrets_schema(kind: str, version: str = "v1") -> dict[str, Any]:
+    crd = yaml.safe_load(schema_path(EXTERNAL_SECRETS_CRDS[kind]).read_text())
+    for entry in crd["spec"]["versions"]:
+        if entry["name"] == version:
+            if not entry.get("served", False):
+                raise LookupError(f"{kind} {version} is not served by External Secrets 2.9")
+            return forbid_unknown_fields(copy.deepcopy(entry["schema"]["openAPIV3Schema"]))
+    raise LookupError(f"{EXTERNAL_SECRETS_CRDS[kind]} has no version {version}")
+
+
+@cache
+def z2jh_values_schema() -> dict[str, Any]:
+    return json.loads(schema_path(Z2JH_SCHEMA).read_text())
+
+
+@cache
+def z2jh_default_values() -> dict[str, Any]:
+    return yaml.safe_load(schema_path(Z2JH_DEFAULTS).read_text())
+
+
+def helm_merge(defaults: Any, overrides: Any) -> Any:
+    """Helm's coalescing of user values onto chart defaults: maps merge, null deletes."""
+    if isinstance(defaults, dict) and isinstance(overrides, dict):
+        merged = dict(defaults)
+        for key, value in overrides.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = helm_merge(defaults.get(key), value)
+        return merged
+    return copy.deepcopy(overrides)
+
+
+def z2jh_validation_errors(values: dict[str, Any]) -> list[str]:
+    """What `helm install` would reject: our values merged onto the chart's, against its schema."""
+    import jsonschema
+
+    merged = helm_merge(copy.deepcopy(z2jh_default_values()), values)
+    validator = jsonschema.Draft7Validator(z2jh_values_schema())
+    return [
+        f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in sorted(validator.iter_errors(merged), key=lambda e: list(map(str, e.path)))
+    ]
+
+
+def external_secret_errors(obj: dict[str, Any]) -> list[str]:
+    import jsonschema
+
+    version = obj["apiVersion"].split("/", 1)[1]
+    validator = jsonschema.Draft7Validator(external_secrets_schema(obj["kind"], version))
+    return [
+        f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in validator.iter_errors(obj)
+    ]
