@@ -11,6 +11,7 @@ B ?= prod
 .PHONY: setup render check diff test lint format bench clean
 
 setup: ## Install the locked Python environment and the Node test tools
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet --disable-pip-version-check uv
 	$(UV) sync --frozen
 	npm ci --no-audit --no-fund --loglevel=error
 
