@@ -90,6 +90,17 @@ def lookup(value: Any, *path: str | int) -> Any:
     return value
 
 
+def _strings(value: Any) -> set[str]:
+    """Every string inside `value` (a prop may nest its reference: lambdaFunctions[].arn)."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, Mapping):
+        return {s for v in value.values() for s in _strings(v)}
+    if isinstance(value, list):
+        return {s for v in value for s in _strings(v)}
+    return set()
+
+
 def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -127,8 +138,7 @@ class Resource:
         deps = (self.property_dependencies or {}).get(prop)
         if deps is not None and target.urn in deps:
             return True
-        value = self.props.get(prop)
-        if isinstance(value, str) and value in target.identities():
+        if _strings(self.props.get(prop)) & target.identities():
             return True
         return deps is None and bool(target.urn) and target.urn in self.dependencies
 
@@ -563,6 +573,42 @@ def check_lambda_on_failure_destination(resources, config):
             yield orphan, "has no destinationConfig.onFailure.destination"
 
 
+BUCKET_NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
+
+
+def check_marker_function_present(resources, config):
+    """Every bucket notifies a function of its new objects (the `.s3keep` marker), and that
+    function has reserved concurrency and an on-failure destination."""
+    functions = [r for r in resources if r.type == LAMBDA_FUNCTION]
+    configs = [r for r in resources if r.type == LAMBDA_INVOKE_CONFIG]
+    for bucket in _buckets(resources):
+        notified = [
+            function
+            for notification in _bucket_parts(resources, bucket, BUCKET_NOTIFICATION)
+            if any(
+                any(str(e).startswith("s3:ObjectCreated:") for e in as_list(lookup(f, "events")))
+                for f in as_list(notification.props.get("lambdaFunctions"))
+            )
+            for function in functions
+            if notification.refers_to("lambdaFunctions", function)
+        ]
+        if not notified:
+            yield (
+                bucket,
+                (
+                    "notifies no Lambda function of s3:ObjectCreated events: the .s3keep marker "
+                    "function is missing, so directories written out of band stay invisible"
+                ),
+            )
+            continue
+        for function in notified:
+            if list(check_lambda_reserved_concurrency(function, config)):
+                yield function, "marks directories but has no positive reserved concurrency"
+            mine = [c for c in configs if c.refers_to("functionName", function)]
+            if not any(_present(_on_failure_destination(c)) for c in mine):
+                yield function, "marks directories but has no on-failure destination"
+
+
 # --- Kubernetes ------------------------------------------------------------------------------
 
 
@@ -665,6 +711,12 @@ RULES: tuple[Rule, ...] = (
         "Lambda functions (the .s3keep marker) send failed asynchronous events to an "
         "on-failure destination.",
         check_stack=check_lambda_on_failure_destination,
+    ),
+    Rule(
+        "lambda-marker-present",
+        "Every bucket notifies the .s3keep marker function of created objects, and that "
+        "function has reserved concurrency and an on-failure destination.",
+        check_stack=check_marker_function_present,
     ),
     Rule(
         "k8s-cluster-role-no-wildcards",
