@@ -1,0 +1,167 @@
+"""What the pull-request and deploy workflows must do, read from the files themselves.
+
+Pull requests: `make test`, `make check STACK=all`, and a `pulumi preview` with the policy pack
+for each of the five stacks, commented on the PR. Main: `pulumi up` promoting dev, test,
+staging, prod in that order, each behind its GitHub environment; dev3 only by hand. AWS only
+through OIDC role assumption. (Required reviewers of the prod environment are a repository
+setting, not a file: docs/operations.md says how to set them.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.stacks import stack_names
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW_DIR = ROOT / ".github" / "workflows"
+PULUMI_ACTION = "pulumi/actions@"
+AWS_ACTION = "aws-actions/configure-aws-credentials@"
+PROMOTION = ["dev", "test", "staging", "prod"]
+
+
+def load(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((WORKFLOW_DIR / name).read_text())
+    # YAML 1.1 reads the key `on` as True.
+    data["on"] = data.pop(True, data.get("on"))
+    return data
+
+
+def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in job.get("steps", []) if str(s.get("uses", "")).startswith(action)]
+
+
+def run_lines(job: dict[str, Any]) -> list[str]:
+    return [
+        line.strip() for s in job.get("steps", []) for line in str(s.get("run", "")).splitlines()
+    ]
+
+
+def all_workflows() -> list[tuple[str, dict[str, Any]]]:
+    return [(p.name, load(p.name)) for p in sorted(WORKFLOW_DIR.glob("*.yml"))]
+
+
+# --- pull requests --------------------------------------------------------------------------
+
+
+def test_pull_requests_run_the_tests_and_the_offline_policy_check():
+    workflow = load("pull-request.yml")
+    assert set(workflow["on"]) == {"pull_request"}
+    lines = [line for job in workflow["jobs"].values() for line in run_lines(job)]
+    assert "make test" in lines
+    assert "make check STACK=all" in lines
+
+
+def test_pull_requests_preview_every_stack_with_the_policy_pack():
+    job = load("pull-request.yml")["jobs"]["preview"]
+    assert sorted(job["strategy"]["matrix"]["stack"]) == sorted(stack_names())
+    assert len(stack_names()) == 5
+    (step,) = steps_using(job, PULUMI_ACTION)
+    inputs = step["with"]
+    assert inputs["command"] == "preview"
+    assert inputs["stack-name"].endswith("/${{ matrix.stack }}")
+    assert inputs["policyPacks"] == "policy"
+    assert (ROOT / inputs["policyPacks"] / "PulumiPolicy.yaml").is_file()
+    assert inputs["comment-on-pr"] is True
+    assert step["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+    assert job["permissions"]["pull-requests"] == "write"
+
+
+def test_previews_never_wait_for_a_deploy_environment():
+    """Previews use preview-<stack> environments (no reviewers), never the deploy ones."""
+    job = load("pull-request.yml")["jobs"]["preview"]
+    assert job["environment"] == "preview-${{ matrix.stack }}"
+
+
+# --- deploys ---------------------------------------------------------------------------------
+
+
+def deploy_jobs() -> dict[str, dict[str, Any]]:
+    return load("deploy.yml")["jobs"]
+
+
+def test_main_promotes_dev_test_staging_prod_in_order():
+    workflow = load("deploy.yml")
+    assert workflow["on"]["push"]["branches"] == ["main"]
+    jobs = deploy_jobs()
+    for before, stage in itertools.pairwise(PROMOTION):
+        assert jobs[stage]["needs"] in (before, [before]), f"{stage} must wait for {before}"
+    assert "needs" not in jobs["dev"]
+    for stage in PROMOTION:
+        assert jobs[stage]["if"] == "github.event_name == 'push'"
+
+
+@pytest.mark.parametrize("stage", [*PROMOTION, "dev3"])
+def test_each_deploy_runs_pulumi_up_behind_its_environment(stage: str):
+    job = deploy_jobs()[stage]
+    assert job["environment"] == stage
+    (step,) = steps_using(job, PULUMI_ACTION)
+    assert step["with"]["command"] == "up"
+    assert step["with"]["stack-name"].endswith(f"/{stage}")
+    assert step["with"]["policyPacks"] == "policy"
+    assert job["concurrency"] == {"group": f"deploy-{stage}", "cancel-in-progress": False}
+
+
+def test_prod_deploys_behind_the_prod_environment():
+    """The prod environment carries the required reviewers (a repository setting)."""
+    jobs = deploy_jobs()
+    prod = [name for name, job in jobs.items() if "/prod" in str(job.get("steps"))]
+    assert prod == ["prod"]
+    assert jobs["prod"]["environment"] == "prod"
+
+
+def test_dev3_deploys_only_on_manual_dispatch():
+    workflow = load("deploy.yml")
+    assert "workflow_dispatch" in workflow["on"]
+    jobs = deploy_jobs()
+    assert jobs["dev3"]["if"] == "github.event_name == 'workflow_dispatch'"
+    assert "needs" not in jobs["dev3"]
+    assert [name for name, job in jobs.items() if "dev3" in str(job.get("steps"))] == ["dev3"]
+
+
+# --- every workflow --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "workflow"), all_workflows(), ids=lambda v: str(v)[:20])
+def test_aws_only_through_oidc(name: str, workflow: dict[str, Any]):
+    text = (WORKFLOW_DIR / name).read_text()
+    assert "aws-access-key-id" not in text
+    assert "aws-secret-access-key" not in text
+    assert "AWS_ACCESS_KEY_ID" not in text
+    assert workflow["permissions"] == {}, "permissions are granted per job"
+    for job_name, job in workflow["jobs"].items():
+        permissions = job.get("permissions", {})
+        uses_aws = bool(steps_using(job, AWS_ACTION))
+        assert (permissions.get("id-token") == "write") == uses_aws, job_name
+        for step in steps_using(job, AWS_ACTION):
+            assert step["with"]["role-to-assume"].startswith("${{ vars."), job_name
+
+
+@pytest.mark.parametrize(("name", "workflow"), all_workflows(), ids=lambda v: str(v)[:20])
+def test_no_untrusted_input_in_scripts(name: str, workflow: dict[str, Any]):
+    assert "pull_request_target" not in workflow["on"]
+    for job_name, job in workflow["jobs"].items():
+        for line in run_lines(job):
+            assert "${{" not in line, f"{job_name}: pass values through env, not {line!r}"
+
+
+@pytest.mark.parametrize(("name", "workflow"), all_workflows(), ids=lambda v: str(v)[:20])
+def test_actions_are_pinned_by_hash_or_listed_in_zizmor_config(name: str, workflow):
+    ref_pinned = set(
+        yaml.safe_load((ROOT / ".github" / "zizmor.yml").read_text())["rules"]["unpinned-uses"][
+            "config"
+        ]["policies"]
+    )
+    for job in workflow["jobs"].values():
+        for step in job.get("steps", []):
+            uses = step.get("uses")
+            if not uses:
+                continue
+            action, _, ref = uses.partition("@")
+            assert re.fullmatch(r"[0-9a-f]{40}", ref) or action in ref_pinned, uses
