@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 REQUIRED_VARIABLES = required_variables()
 
 TOKEN = "test-server-token"
+EXTENSIONS = ("jupyterlab", "jupyter_lsp", "jupyter_server_terminals", "notebook_shim")
 
 
 @contextmanager
@@ -43,6 +44,8 @@ def jupyter_server(env: dict[str, str], home: Path, log: Path) -> Iterator[str]:
                 f"--IdentityProvider.token={TOKEN}",
                 "--ServerApp.port_retries=0",
                 f"--ServerApp.root_dir={home}",
+                # Only the contents service is under test; the extensions add 5 s a start.
+                *(f"--ServerApp.jpserver_extensions={name}=False" for name in EXTENSIONS),
                 # This machine runs tests as root; the image runs as jovyan.
                 *(["--allow-root"] if os.geteuid() == 0 else []),
             ],
