@@ -120,6 +120,8 @@ class Resource:
     """URNs this resource depends on (any property or `depends_on`)."""
     property_dependencies: Mapping[str, tuple[str, ...]] | None = None
     """URNs each property depends on, where the engine says (stack policies only)."""
+    aliases: tuple[str, ...] = ()
+    """Further strings that name this resource (offline files without dependencies)."""
 
     @property
     def stack(self) -> str | None:
@@ -129,7 +131,15 @@ class Resource:
     def identities(self) -> set[str]:
         """The strings another resource may hold to refer to this one (name, id, ARN)."""
         values = {self.props.get(key) for key in ("id", "name", "bucket", "arn", "functionName")}
-        return {v for v in values if isinstance(v, str) and v}
+        return {v for v in values if isinstance(v, str) and v} | set(self.aliases)
+
+    def named_by(self, value: str) -> bool:
+        """Whether `value` names this resource: an identity, or (offline) an ARN of an alias."""
+        if value in self.identities():
+            return True
+        return value.startswith("arn:") and any(
+            value.endswith((f":{alias}", f"/{alias}")) for alias in self.aliases
+        )
 
     def refers_to(self, prop: str, target: Resource) -> bool:
         """Whether this resource's `prop` names `target` (a sub-resource's `bucket`, a
@@ -138,7 +148,7 @@ class Resource:
         deps = (self.property_dependencies or {}).get(prop)
         if deps is not None and target.urn in deps:
             return True
-        if _strings(self.props.get(prop)) & target.identities():
+        if any(target.named_by(value) for value in _strings(self.props.get(prop))):
             return True
         return deps is None and bool(target.urn) and target.urn in self.dependencies
 
@@ -801,16 +811,24 @@ def run_rules(
     return violations
 
 
+OFFLINE_ID_SUFFIX = "-id"
+"""The offline runner's mocks give every non-Kubernetes resource the id `<name>-id` and echo
+names, so a rendered sub-resource names its bucket as `workspaces-bucket-id` and its
+function as `s3keep-function`."""
+
+
 def resource_from_dict(data: Mapping[str, Any]) -> Resource:
     """A resource as `build/<stack>/resources.json` lists it.
 
     Keys: `type`, `name`, `inputs`, `protect`; optional `urn`, `id` and `dependencies` (URNs).
     Sub-resources are matched to their bucket, role or function by `dependencies` when the
-    file carries them, else by value.
+    dict has that key. A file without it (rendered by the offline runner) is matched by the
+    mocks' naming instead: the resource's name and `<name>-id` stand for it.
     """
     props = dict(plain(data.get("inputs") or {}))
     if data.get("id") and "id" not in props:
         props["id"] = data["id"]
+    offline = "dependencies" not in data
     return Resource(
         type=data["type"],
         name=data["name"],
@@ -818,6 +836,7 @@ def resource_from_dict(data: Mapping[str, Any]) -> Resource:
         props=props,
         protect=bool(data.get("protect")),
         dependencies=tuple(data.get("dependencies") or ()),
+        aliases=(data["name"], f"{data['name']}{OFFLINE_ID_SUFFIX}") if offline else (),
     )
 
 

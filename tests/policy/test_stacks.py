@@ -50,6 +50,24 @@ def test_check_resources_passes_every_rendered_stack(stack: str):
     assert "protected-data" in fired
 
 
+def test_check_resources_passes_the_files_render_writes(stack: str, tmp_path):
+    """`make check` reads build/<stack>/resources.json as tools/render.py writes it (no URNs
+    or dependencies today): sub-resources are then matched by the offline mocks' naming."""
+    import json
+
+    from tools.render import render
+
+    render(stack, tmp_path)
+    rendered = json.loads((tmp_path / stack / "resources.json").read_text())["resources"]
+    assert [str(v) for v in check_resources(rendered, stack=stack)] == []
+    without_block = [r for r in rendered if r["type"] != eodh_policies.PUBLIC_ACCESS_BLOCK]
+    without_marker = [r for r in rendered if r["type"] != eodh_policies.BUCKET_NOTIFICATION]
+    assert "s3-bucket-public-access-blocked" in {
+        v.rule for v in check_resources(without_block, stack=stack)
+    }
+    assert "lambda-marker-present" in {v.rule for v in check_resources(without_marker, stack=stack)}
+
+
 # Each rule, and what to take out of (or change in) the prod recording to make it fire.
 def _without(types: set[str]):
     return lambda resources: [r for r in resources if r.type not in types]
