@@ -56,6 +56,9 @@ class MotoServer:
         moto = Path(sys.executable).with_name("moto_server")
         self.process = subprocess.Popen(
             [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
+            # moto runs on the test environment's own libraries, whatever PYTHONPATH
+            # lends the code under test (e.g. the image's older botocore).
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
