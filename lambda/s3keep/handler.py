@@ -42,7 +42,7 @@ DEFAULT_MARKER_NAME = ".s3keep"
 
 # Standard mode retries throttling (503 SlowDown) and 5xx inside one invocation; a failure
 # that survives this is raised, and Lambda's async retries take over.
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
+CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3})
 
 # 409 ConditionalRequestConflict: a concurrent write or delete of the same key was in
 # flight. AWS asks callers to retry; the retry answers 412 (exists) or creates the marker.

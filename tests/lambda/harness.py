@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import boto3
-from urllib.parse import unquote, urlsplit
 
 REPO = Path(__file__).resolve().parents[2]
 HANDLER_PATH = REPO / "lambda" / "s3keep" / "handler.py"
@@ -54,12 +54,12 @@ class World:
     def put(self, key: str, body: bytes = b"x") -> None:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
 
-    def keys(self) -> set[str]:
+    def all_keys(self) -> set[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
         return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
     def markers(self) -> set[str]:
-        return {k for k in self.keys() if k.rsplit("/", 1)[-1] == MARKER}
+        return {k for k in self.all_keys() if k.rsplit("/", 1)[-1] == MARKER}
 
     def receive_all(self) -> list[dict[str, Any]]:
         """Every S3 event now queued, in queue order; the s3:TestEvent is passed too."""
@@ -120,7 +120,7 @@ class RequestLog:
         headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
         self.sent.append((request.method, request.url, headers))
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         """The object keys requested, decoded, in order."""
         return [unquote(urlsplit(url).path.lstrip("/")) for _, url, _ in self.sent]
 
@@ -146,7 +146,9 @@ class Drained:
     failed_events: list[Mapping[str, Any]] = field(default_factory=list)  # on-failure queue
 
 
-def invoke_async(fn: Callable[[Mapping[str, Any]], Any], event: Mapping[str, Any], stats: Drained) -> None:
+def invoke_async(
+    fn: Callable[[Mapping[str, Any]], Any], event: Mapping[str, Any], stats: Drained
+) -> None:
     """Lambda's asynchronous invocation: retried twice, then sent to the destination."""
     for _ in range(LAMBDA_ATTEMPTS):
         stats.invocations += 1

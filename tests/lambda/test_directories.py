@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from types import ModuleType
 
 import pytest
@@ -44,7 +45,7 @@ def test_forty_levels_deepest_first(handler_module: ModuleType) -> None:
     assert len(directories) == 40
     assert directories[0] == "ws/" + "/".join(segments) + "/"
     assert directories[-1] == "ws/d0/"
-    assert all(len(a) > len(b) for a, b in zip(directories, directories[1:], strict=False))
+    assert all(len(a) > len(b) for a, b in itertools.pairwise(directories))
 
 
 def test_marker_name_is_configurable(handler_module: ModuleType) -> None:

@@ -30,7 +30,7 @@ def test_awkward_keys_get_exactly_their_markers(world: Any, function: Any) -> No
     assert world.markers() == harness.required_markers(keys)
     assert stats.failed_events == []
     # moto encodes `/` too (S3 does not): both decode to the same key.
-    assert set(requests.keys()) <= harness.required_markers(keys)
+    assert set(requests.object_keys()) <= harness.required_markers(keys)
 
 
 def test_trailing_slash_folder_object_is_marked_itself(world: Any, function: Any) -> None:
@@ -84,7 +84,7 @@ def test_new_directories_cost_one_each_plus_the_probe(world: Any, function: Any)
     for event in events:
         fn.handle(event)
     # c, d, e are new; b answers 412 and the walk stops there.
-    assert requests.keys()[before:] == [
+    assert requests.object_keys()[before:] == [
         "ws1/a/b/c/d/e/.s3keep",
         "ws1/a/b/c/d/.s3keep",
         "ws1/a/b/c/.s3keep",
@@ -104,7 +104,7 @@ def test_every_request_is_a_conditional_put_of_a_nested_marker(world: Any, funct
         assert headers.get("If-None-Match") == "*"
         assert "x-amz-server-side-encryption" not in {h.lower() for h in headers}
         assert "?" not in url  # no sub-resource (ACL, tagging, ...): a plain PutObject
-    assert all(re.fullmatch(r"[^/]+/.+/\.s3keep", key) for key in requests.keys())
+    assert all(re.fullmatch(r"[^/]+/.+/\.s3keep", key) for key in requests.object_keys())
 
 
 def test_markers_are_empty_and_take_the_bucket_encryption(world: Any, function: Any) -> None:
@@ -131,7 +131,7 @@ def test_keys_at_workspace_or_bucket_root_need_nothing(world: Any, function: Any
     world.put(key)
     stats = harness.drain(world, fn.handle)
     assert len(requests) == 0
-    assert world.keys() == {key}
+    assert world.all_keys() == {key}
     assert stats.failed_events == []
 
 
@@ -141,7 +141,7 @@ def test_marker_made_by_someone_else_gets_its_ancestors(world: Any, function: An
     world.put("ws1/p/q/r/.s3keep", b"")
     harness.drain(world, fn.handle)
     assert world.markers() == {"ws1/p/.s3keep", "ws1/p/q/.s3keep", "ws1/p/q/r/.s3keep"}
-    assert "ws1/p/q/r/.s3keep" not in requests.keys()
+    assert "ws1/p/q/r/.s3keep" not in requests.object_keys()
 
 
 def test_marker_made_by_someone_else_midway_stops_the_walk(world: Any, function: Any) -> None:
@@ -152,7 +152,11 @@ def test_marker_made_by_someone_else_midway_stops_the_walk(world: Any, function:
     world.put("ws1/m/n/o/f.txt")
     for event in world.receive_all():
         fn.handle(event)
-    assert requests.keys()[before:] == ["ws1/m/n/o/.s3keep", "ws1/m/n/.s3keep", "ws1/m/.s3keep"]
+    assert requests.object_keys()[before:] == [
+        "ws1/m/n/o/.s3keep",
+        "ws1/m/n/.s3keep",
+        "ws1/m/.s3keep",
+    ]
 
 
 def _shuffled_with_duplicates(seed: int) -> Any:
@@ -168,7 +172,14 @@ def _shuffled_with_duplicates(seed: int) -> Any:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_duplicated_reordered_and_replayed_events(world: Any, function: Any, seed: int) -> None:
     fn, _ = function
-    keys = [f"ws{w}/{a}/{b}/{c}/f{i}.txt" for w in (1, 2) for a in "ab" for b in "cd" for c in "ef" for i in range(2)]
+    keys = [
+        f"ws{w}/{a}/{b}/{c}/f{i}.txt"
+        for w in (1, 2)
+        for a in "ab"
+        for b in "cd"
+        for c in "ef"
+        for i in range(2)
+    ]
     keys += ["ws1/a/.s3keep", "ws2/b/d/"]
     for key in keys:
         world.put(key)
@@ -219,7 +230,7 @@ def test_recreated_marker_is_not_mistaken_for_the_functions_own(handler_module: 
         world.put("ws1/a/b/f.txt")
         harness.drain(world, fn.handle)
         # The directory is deleted and s3contents' mkdir makes ws1/a/b again, by API.
-        for key in world.keys():
+        for key in world.all_keys():
             world.s3.delete_object(Bucket=world.bucket, Key=key)
         world.put("ws1/a/b/.s3keep", b"")
         harness.drain(world, fn.handle)

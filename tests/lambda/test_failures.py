@@ -1,0 +1,150 @@
+"""Throttling, conflicts, partial walks and unexpected errors."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import Counter
+from types import ModuleType
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+harness = importlib.import_module("tests.lambda.harness")
+Fault = harness.Fault
+
+SLOW_DOWN = Fault(503, "SlowDown")
+INTERNAL = Fault(500, "InternalError")
+DENIED = Fault(403, "AccessDenied")
+CONFLICT = Fault(409, "ConditionalRequestConflict")
+
+
+def _versions(world: Any) -> Counter[str]:
+    listing = world.s3.list_object_versions(Bucket=world.bucket)
+    return Counter(v["Key"] for v in listing.get("Versions", []))
+
+
+def test_throttle_is_retried_within_the_invocation(world: Any, function: Any) -> None:
+    fn, requests = function
+    world.put("ws1/a/b/c.txt")
+    with harness.faulty_puts({"ws1/a/b/.s3keep": [SLOW_DOWN]}):
+        stats = harness.drain(world, fn.handle)
+    assert world.markers() == {"ws1/a/.s3keep", "ws1/a/b/.s3keep"}
+    assert stats.invocations == stats.events  # botocore absorbed it: no Lambda retry
+    # The refused attempt reached S3 and is counted; the second `a` is b's own event.
+    b, a = "ws1/a/b/.s3keep", "ws1/a/.s3keep"
+    assert requests.object_keys() == [b, b, a, a]
+
+
+def test_lasting_throttle_is_retried_by_the_platform_idempotently(
+    world: Any, function: Any
+) -> None:
+    fn, _ = function
+    world.put("ws1/a/b/c.txt")
+    # One invocation's worth of attempts fails: the invocation raises, Lambda retries it.
+    with harness.faulty_puts({"ws1/a/.s3keep": [SLOW_DOWN, INTERNAL, SLOW_DOWN]}):
+        stats = harness.drain(world, fn.handle)
+    assert world.markers() == {"ws1/a/.s3keep", "ws1/a/b/.s3keep"}
+    assert stats.invocations > stats.events
+    assert stats.failed_events == []
+    # Idempotent: nothing written twice.
+    assert set(_versions(world).values()) == {1}
+
+
+@pytest.mark.parametrize("version_ids", [False, True], ids=["moto-payload", "with-versionId"])
+def test_walk_cut_short_is_completed_by_the_markers_own_event(
+    handler_module: ModuleType, version_ids: bool
+) -> None:
+    # The first invocation creates the deepest marker, then fails on its parent. Its retry
+    # meets the deepest marker (412) and stops, so the parent is made by the deepest
+    # marker's own event, which therefore must not be skipped.
+    with harness.versioned_events() if version_ids else _nothing(), mock_aws():
+        world = harness.make_world()
+        fn, _ = harness.function_under_test(handler_module)
+        world.put("ws1/a/b/c/f.txt")
+        with harness.faulty_puts({"ws1/a/b/.s3keep": [INTERNAL] * 3}):
+            stats = harness.drain(world, fn.handle)
+        assert world.markers() == {"ws1/a/.s3keep", "ws1/a/b/.s3keep", "ws1/a/b/c/.s3keep"}
+        assert stats.failed_events == []
+
+
+def test_conflict_is_retried_then_settles(world: Any, function: Any) -> None:
+    fn, requests = function
+    world.put("ws1/a/f.txt")
+    with harness.faulty_puts({"ws1/a/.s3keep": [CONFLICT]}):
+        stats = harness.drain(world, fn.handle)
+    assert world.markers() == {"ws1/a/.s3keep"}
+    assert requests.object_keys() == ["ws1/a/.s3keep", "ws1/a/.s3keep"]
+    assert stats.invocations == stats.events
+
+
+def test_lasting_conflict_is_someone_elses_write_not_an_error(world: Any, function: Any) -> None:
+    fn, requests = function
+    world.put("ws1/a/f.txt")
+    (event,) = world.receive_all()
+    with harness.faulty_puts({"ws1/a/.s3keep": [CONFLICT] * 3}):
+        assert fn.handle(event) == {"created": []}
+    assert len(requests) == 3
+
+
+def test_unexpected_error_is_logged_with_the_key_and_reaches_the_destination(
+    world: Any, function: Any, capsys: Any
+) -> None:
+    fn, _ = function
+    key = "ws1/dir with space/ü+/f.txt"
+    world.put(key)
+    with harness.faulty_puts({"ws1/dir with space/ü+/.s3keep": [DENIED] * 9}):
+        stats = harness.drain(world, fn.handle)
+    assert stats.invocations == harness.LAMBDA_ATTEMPTS
+    assert len(stats.failed_events) == 1
+    assert harness.MARKER not in str(stats.failed_events[0]["Records"][0]["s3"]["object"]["key"])
+    errors = [
+        line
+        for line in map(json.loads, capsys.readouterr().out.splitlines())
+        if line["level"] == "ERROR"
+    ]
+    assert len(errors) == harness.LAMBDA_ATTEMPTS
+    assert errors[0]["key"] == key
+    assert errors[0]["bucket"] == world.bucket
+    assert errors[0]["marker"] == "ws1/dir with space/ü+/.s3keep"
+    assert "AccessDenied" in errors[0]["exception"]
+
+
+def test_unexpected_error_is_raised_not_swallowed(world: Any, function: Any) -> None:
+    fn, _ = function
+    world.put("ws1/a/f.txt")
+    (event,) = world.receive_all()
+    with (
+        harness.faulty_puts({"ws1/a/.s3keep": [DENIED]}),
+        pytest.raises(harness.load_handler().MarkerError, match=r"ws1/a/f\.txt"),
+    ):
+        fn.handle(event)
+
+
+def test_one_failing_record_does_not_stop_the_others(world: Any, function: Any) -> None:
+    fn, _ = function
+    world.put("ws1/bad/f.txt")
+    world.put("ws1/good/f.txt")
+    records = [r for e in world.receive_all() for r in e["Records"]]
+    with (
+        harness.faulty_puts({"ws1/bad/.s3keep": [DENIED]}),
+        pytest.raises(harness.load_handler().MarkerError, match=r"ws1/bad/f\.txt"),
+    ):
+        fn.handle({"Records": records})
+    assert world.markers() == {"ws1/good/.s3keep"}
+
+
+def test_malformed_record_is_an_error(function: Any, capsys: Any) -> None:
+    fn, _ = function
+    with pytest.raises(harness.load_handler().MarkerError):
+        fn.handle({"Records": [{"eventName": "ObjectCreated:Put", "s3": {}}]})
+    assert '"level": "ERROR"' in capsys.readouterr().out
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None

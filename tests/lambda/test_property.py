@@ -1,0 +1,82 @@
+"""For any uploads, in any order, with duplicates: every directory ends up marked."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import random
+from collections.abc import Iterator
+from contextlib import nullcontext
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+harness = importlib.import_module("tests.lambda.harness")
+
+# Few distinct names, so that uploads share directories and race for the same markers.
+segment = st.sampled_from(["a", "b", "c d", "e+f", "g%20", "ü", "日本", ".s3keep"])
+workspace = st.sampled_from(["ws1", "ws2"])
+
+
+@st.composite
+def object_keys(draw: st.DrawFn) -> str:
+    directories = draw(st.lists(segment.filter(lambda s: s != ".s3keep"), max_size=6))
+    last = draw(st.one_of(segment, st.just("")))  # "" makes a trailing-slash folder key
+    return "/".join([draw(workspace), *directories, last])
+
+
+BUCKETS = itertools.count()
+
+
+@pytest.fixture
+def moto_session() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+def tree_depth(keys: set[str]) -> int:
+    return max([len(key.split("/")) - 1 for key in keys] + [1])
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    keys=st.sets(object_keys(), min_size=1, max_size=25),
+    seed=st.integers(0, 2**16),
+    version_ids=st.booleans(),
+)
+def test_drained_bucket_marks_every_directory_and_nothing_else(
+    handler_module: Any, moto_session: Any, keys: set[str], seed: int, version_ids: bool
+) -> None:
+    rng = random.Random(seed)
+
+    def shuffle_and_duplicate(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        events = events + rng.sample(events, k=rng.randint(0, len(events)))
+        rng.shuffle(events)
+        return events
+
+    with harness.versioned_events() if version_ids else nullcontext():
+        # A fresh bucket and queue per example; starting moto per example costs 0.7 s.
+        world = harness.make_world(bucket=f"property-{next(BUCKETS)}")
+        fn, requests = harness.function_under_test(handler_module)
+        for key in sorted(keys, key=lambda _: rng.random()):
+            world.put(key)
+        stats = harness.drain(world, fn.handle, reorder=shuffle_and_duplicate)
+
+        uploaded_markers = {k for k in keys if k.rsplit("/", 1)[-1] == harness.MARKER}
+        required = harness.required_markers(keys)
+        markers = world.markers()
+        assert required <= markers, "a directory was left without a marker"
+        assert markers <= required | uploaded_markers, "a marker outside the objects' paths"
+        assert world.all_keys() == keys | required
+        assert stats.rounds <= tree_depth(keys)
+        assert stats.failed_events == []
+        # Each event costs at most one request beyond the markers it creates.
+        created = len(markers - uploaded_markers)
+        assert len(requests) <= stats.events + created
