@@ -18,6 +18,7 @@ from .components.identity import (
     NotebookRoleArgs,
 )
 from .components.jupyterhub import JupyterHub, JupyterHubArgs
+from .components.marker_function import MarkerFunction, MarkerFunctionArgs
 from .components.namespace import JupyterNamespace, JupyterNamespaceArgs
 from .components.rbac import HubRbac, HubRbacArgs
 from .components.workspace_bucket import WorkspaceBucket, WorkspaceBucketArgs
@@ -94,6 +95,15 @@ def jupyterhub_program(settings: Settings) -> None:
             depends_on=[namespace, rbac, hub_secrets, oauth_secrets],
         ),
     )
+    markers = MarkerFunction(
+        "s3keep",
+        MarkerFunctionArgs(
+            bucket=workspace_bucket.bucket,
+            bucket_arn=workspace_bucket.arn,
+            account=account_of(settings.eks_oidc_provider_arn),
+            source_dir=PROJECT_ROOT / "lambda" / "s3keep",
+        ),
+    )
 
     pulumi.export("namespace", namespace.name)
     pulumi.export("helmRelease", jupyterhub.release_name)
@@ -105,3 +115,5 @@ def jupyterhub_program(settings: Settings) -> None:
     pulumi.export("notebookRoleArn", notebook_role.arn)
     pulumi.export("workspaceBucketName", workspace_bucket.bucket)
     pulumi.export("workspaceBucketArn", workspace_bucket.arn)
+    pulumi.export("markerFunctionArn", markers.function_arn)
+    pulumi.export("markerFailureQueueUrl", markers.failure_queue_url)

@@ -97,12 +97,14 @@ def render(stack: str, out_root: Path) -> dict[str, int]:
                 "stack": stack,
                 "resources": [
                     {
+                        "urn": r.urn,
                         "type": r.type,
                         "name": r.name,
                         "parent": r.parent_name,
                         "inputs": recording.redacted(r.inputs),
                         "protect": r.protect,
                         "retainOnDelete": r.retain_on_delete,
+                        "dependencies": sorted(r.depends_on),
                     }
                     for r in resources
                 ],

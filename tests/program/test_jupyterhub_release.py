@@ -250,7 +250,7 @@ def test_secret_values_are_pulumi_secrets_and_never_plaintext(recording: Recordi
         for key, value in resource.inputs.items():
             if is_secret(value):
                 continue
-            text = json.dumps(value)
+            text = json.dumps(value, default=repr)
             leaked = [s for s in recording.generated_secrets if s in text]
             assert not leaked, f"{resource.name}.{key} holds a generated secret in plaintext"
 
