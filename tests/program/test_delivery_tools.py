@@ -1,0 +1,114 @@
+"""make check and make diff over rendered stacks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support.stacks import stack_names
+from tools import check, diff, render
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    build = tmp_path_factory.mktemp("build")
+    for stack in stack_names():
+        render.render(stack, build)
+    return build
+
+
+def test_every_rendered_stack_passes_every_check(rendered: Path) -> None:
+    for stack in stack_names():
+        assert check.check_stack(stack, rendered) == [], stack
+
+
+def test_check_command_exit_status(rendered: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check.main(["all", "--build", str(rendered)]) == 0
+    assert capsys.readouterr().out.count(": ok") == len(stack_names())
+    assert check.main(["prod", "--build", str(rendered / "nowhere")]) == 2
+
+
+def _scratch(rendered: Path, tmp_path: Path) -> Path:
+    scratch = tmp_path / "build"
+    shutil.copytree(rendered / "prod", scratch / "prod")
+    return scratch
+
+
+def test_removing_the_tls_only_statement_fails_with_the_rule_name(
+    rendered: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scratch = _scratch(rendered, tmp_path)
+    resources_file = scratch / "prod" / "resources.json"
+    data = json.loads(resources_file.read_text())
+    (policy,) = [r for r in data["resources"] if r["type"] == "aws:s3/bucketPolicy:BucketPolicy"]
+    document = json.loads(policy["inputs"]["policy"])
+    document["Statement"] = [
+        s for s in document["Statement"] if "aws:SecureTransport" not in json.dumps(s)
+    ]
+    policy["inputs"]["policy"] = json.dumps(document)
+    resources_file.write_text(json.dumps(data))
+    assert check.main(["prod", "--build", str(scratch)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert any("s3-bucket-tls-only" in line and "resources.json" in line for line in lines)
+
+
+def test_a_broken_kubernetes_object_names_file_object_and_rule(
+    rendered: Path, tmp_path: Path
+) -> None:
+    scratch = _scratch(rendered, tmp_path)
+    namespace = scratch / "prod" / "kubernetes" / "namespace-jupyter.yaml"
+    namespace.write_text(namespace.read_text().replace("labels:", "lables:"))
+    findings = check.check_stack("prod", scratch)
+    assert [(f.file.name, f.obj, f.rule) for f in findings] == [
+        ("namespace-jupyter.yaml", "Namespace/jupyter", "kubernetes-strict-schema")
+    ]
+
+
+def test_a_broken_external_secret_and_helm_value_are_reported(
+    rendered: Path, tmp_path: Path
+) -> None:
+    scratch = _scratch(rendered, tmp_path)
+    external_secret = (
+        scratch / "prod" / "kubernetes" / "externalsecret-jupyter-jupyterhub-oauth.yaml"
+    )
+    external_secret.write_text(
+        external_secret.read_text().replace("refreshInterval:", "refreshIntervall:")
+    )
+    values = scratch / "prod" / "helm" / "jupyterhub" / "values.yaml"
+    values.write_text(values.read_text().replace("baseUrl:", "baseURL:"))
+    rules = {f.rule for f in check.check_stack("prod", scratch)}
+    assert rules == {"external-secrets-crd-schema", "z2jh-values-schema"}
+
+
+def test_a_wildcard_permission_is_reported_by_parliament_and_the_pack(
+    rendered: Path, tmp_path: Path
+) -> None:
+    scratch = _scratch(rendered, tmp_path)
+    iam = scratch / "prod" / "iam" / "s3keep-permissions.json"
+    document = json.loads(iam.read_text())
+    document["Statement"][0]["Action"] = "s3:PutObjct"
+    iam.write_text(json.dumps(document))
+    rules = {f.rule for f in check.check_stack("prod", scratch)}
+    assert "parliament/UNKNOWN_ACTION" in rules
+
+
+def test_diff_groups_changes_by_resource(rendered: Path) -> None:
+    lines = diff.diff("staging", "prod", rendered)
+    assert lines[:2] == ["--- staging", "+++ prod"]
+    text = "\n".join(lines)
+    assert "~ workspaces-bucket (aws:s3/bucket:Bucket)" in text
+    assert '    inputs.bucket: "workspaces-eodhp-staging" -> "workspaces-eodhp-prod"' in text
+    assert "    cull.timeout: 3600 -> 7200" in text
+    assert diff.diff("prod", "prod", rendered) == ["--- prod", "+++ prod"]
+
+
+def test_diff_shows_resources_only_in_one_stack(rendered: Path) -> None:
+    text = "\n".join(diff.diff("dev3", "dev", rendered))
+    # dev creates the Keycloak identity provider; dev3 shares it.
+    assert (
+        "+ keycloak-oidc-provider (aws:iam/openIdConnectProvider:OpenIdConnectProvider): "
+        "only in dev" in text
+    )
