@@ -152,6 +152,7 @@ def main() -> int:
         AWS_DEFAULT_REGION=harness.REGION,
         AWS_REGION=harness.REGION,
     )
+    os.environ["LOG_LEVEL"] = "WARNING"  # the handler's per-event INFO lines would drown the table
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         os.environ.pop(name, None)
     keys = realistic_tree(random.Random(SEED))

@@ -165,6 +165,7 @@ def drain(
     fn: Callable[[Mapping[str, Any]], Any],
     *,
     max_rounds: int = 100,
+    max_events: int = 5_000,
     reorder: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> Drained:
     """Deliver queued events round by round until a round produces no new event."""
@@ -178,6 +179,9 @@ def drain(
             raise AssertionError(f"still producing events after {max_rounds} rounds")
         for event in reorder(events) if reorder else events:
             stats.events += len(event["Records"])
+            if stats.events > max_events:
+                # A handler that rewrites markers multiplies events each round: fail fast.
+                raise AssertionError(f"more than {max_events} events: the chain does not end")
             invoke_async(fn, event, stats)
 
 
