@@ -28,9 +28,10 @@ diff: setup ## What differs between two environments (A=staging B=prod)
 test: setup ## Run the whole test suite (slow suites included)
 	$(RUN) pytest $(PYTEST_ARGS)
 
-lint: ## ruff lint and format check
+lint: ## ruff lint, format check and mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) mypy
 
 format:
 	$(RUN) ruff format .

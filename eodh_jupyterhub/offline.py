@@ -216,19 +216,30 @@ class _RecordingMocks(pulumi.runtime.Mocks):
             resource_id = f"{args.name}-id"
         return resource_id, outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         self.recording.invokes.append((args.token, dict(args.args)))
-        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {
+        answers: dict[str, dict[str, Any]] = {
+            "aws:index/getCallerIdentity:getCallerIdentity": {
                 "accountId": MOCK_ACCOUNT,
                 "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/offline",
                 "userId": "offline",
                 "id": MOCK_ACCOUNT,
-            }
-        if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
-        if args.token == "aws:index/getRegion:getRegion":
-            return {"name": "eu-west-2", "region": "eu-west-2", "id": "eu-west-2"}
+            },
+            "aws:index/getPartition:getPartition": {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "id": "aws",
+            },
+            "aws:index/getRegion:getRegion": {
+                "name": MOCK_REGION,
+                "region": MOCK_REGION,
+                "id": MOCK_REGION,
+            },
+        }
+        if args.token in answers:
+            return answers[args.token], None
         raise NotImplementedError(f"the offline mocks do not answer invoke {args.token}")
 
 

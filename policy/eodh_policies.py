@@ -895,7 +895,11 @@ def policies() -> list[Any]:
 
     built: list[Any] = []
     for rule in RULES:
-        schema = PolicyConfigSchema(dict(rule.config_schema)) if rule.config_schema else None
+        schema = (
+            PolicyConfigSchema({k: dict(v) for k, v in rule.config_schema.items()})
+            if rule.config_schema
+            else None
+        )
         if rule.check_resource is not None:
 
             def validate(args, report_violation, rule=rule):

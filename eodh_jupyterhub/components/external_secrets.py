@@ -115,7 +115,9 @@ class OAuthClientSecrets(pulumi.ComponentResource):
                         "auth": {
                             "jwt": {
                                 "serviceAccountRef": {
-                                    "name": service_account.metadata.apply(lambda m: m.name)
+                                    "name": service_account.metadata.apply(
+                                        lambda m: m.name or args.service_account
+                                    )
                                 }
                             }
                         },
@@ -124,7 +126,7 @@ class OAuthClientSecrets(pulumi.ComponentResource):
             },
             opts=child,
         )
-        external_secret = k8s.apiextensions.CustomResource(
+        k8s.apiextensions.CustomResource(
             f"{name}-external-secret",
             api_version=API_VERSION,
             kind="ExternalSecret",
@@ -135,7 +137,7 @@ class OAuthClientSecrets(pulumi.ComponentResource):
                 "refreshInterval": args.refresh_interval,
                 "secretStoreRef": {
                     "kind": "SecretStore",
-                    "name": store.metadata.apply(lambda m: m["name"]),
+                    "name": args.secret_store_name,
                 },
                 "target": {
                     "name": args.target_secret_name,
@@ -155,8 +157,10 @@ class OAuthClientSecrets(pulumi.ComponentResource):
                     },
                 ],
             },
-            opts=child,
+            # The store is referenced by name; the operator needs it to exist first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[store]),
         )
+        # Known in every preview; consumers depend on this component, so on the object too.
+        self.secret_name = pulumi.Output.from_input(args.target_secret_name)
         self.role_arn = role.arn
-        self.secret_name = external_secret.metadata.apply(lambda m: m["name"])
         self.register_outputs({"role_arn": self.role_arn, "secret_name": self.secret_name})

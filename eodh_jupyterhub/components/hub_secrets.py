@@ -35,7 +35,9 @@ class GeneratedHubSecrets(pulumi.ComponentResource):
                     additional_secret_outputs=["hex", "b64_std", "b64_url", "dec", "id"],
                 ),
             )
-            values[role] = pulumi.Output.secret(generated.hex)
+            # Already secret through additional_secret_outputs; Output.secret keeps it so
+            # under mocks too, which drop that option.
+            values[role] = generated.hex.apply(pulumi.Output.secret)
         self.cookie_secret = values["cookie-secret"]
         self.proxy_secret_token = values["proxy-secret-token"]
         self.crypt_key = values["crypt-key"]

@@ -86,7 +86,7 @@ class JupyterHub(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[templates, *args.depends_on]),
         )
         self._ingress(name, args, labels, release)
-        self.release_name = release.name
+        self.release_name = release.name.apply(lambda n: n or RELEASE_NAME)
         self.status = release.status.apply(lambda s: s.status if s else "unknown")
         self.register_outputs({"release_name": self.release_name})
 

@@ -38,5 +38,5 @@ class JupyterNamespace(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.name = namespace.metadata.apply(lambda m: m.name)
+        self.name = namespace.metadata.apply(lambda m: m.name or args.name)
         self.register_outputs({"name": self.name})

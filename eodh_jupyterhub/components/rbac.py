@@ -55,7 +55,7 @@ class HubRbac(pulumi.ComponentResource):
             role_ref=k8s.rbac.v1.RoleRefArgs(
                 api_group="rbac.authorization.k8s.io",
                 kind="ClusterRole",
-                name=role.metadata.apply(lambda m: m.name),
+                name=role.metadata.apply(lambda m: m.name or args.role_name),
             ),
             subjects=[
                 k8s.rbac.v1.SubjectArgs(
@@ -64,5 +64,5 @@ class HubRbac(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        self.cluster_role_name = role.metadata.apply(lambda m: m.name)
+        self.cluster_role_name = role.metadata.apply(lambda m: m.name or args.role_name)
         self.register_outputs({"cluster_role_name": self.cluster_role_name})

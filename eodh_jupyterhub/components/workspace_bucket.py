@@ -113,7 +113,11 @@ class WorkspaceBucket(pulumi.ComponentResource):
                     id="expire-noncurrent-versions",
                     status="Enabled",
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(),
-                    noncurrent_version_expiration={"noncurrent_days": args.noncurrent_version_days},
+                    noncurrent_version_expiration=(
+                        aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                            noncurrent_days=args.noncurrent_version_days
+                        )
+                    ),
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
                         expired_object_delete_marker=True
                     ),
@@ -122,9 +126,11 @@ class WorkspaceBucket(pulumi.ComponentResource):
                     id="abort-incomplete-multipart-uploads",
                     status="Enabled",
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(),
-                    abort_incomplete_multipart_upload={
-                        "days_after_initiation": args.incomplete_upload_days
-                    },
+                    abort_incomplete_multipart_upload=(
+                        aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                            days_after_initiation=args.incomplete_upload_days
+                        )
+                    ),
                 ),
             ],
             # Noncurrent-version rules need versioning in place first.

@@ -13,7 +13,7 @@ from eodh_jupyterhub.stack_config import PROJECT_ROOT
 
 
 def test_default_points_beside_the_repository() -> None:
-    assert schemas.DEFAULT_SCHEMAS_DIR == PROJECT_ROOT.parent / "shared" / "schemas"
+    assert PROJECT_ROOT.parent / "shared" / "schemas" == schemas.DEFAULT_SCHEMAS_DIR
 
 
 def test_setting_moves_the_lookup(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
