@@ -165,7 +165,7 @@ def drain(
     fn: Callable[[Mapping[str, Any]], Any],
     *,
     max_rounds: int = 100,
-    max_events: int = 5_000,
+    max_events: int = 2_000,
     reorder: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> Drained:
     """Deliver queued events round by round until a round produces no new event."""
