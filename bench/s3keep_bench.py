@@ -111,6 +111,7 @@ def run(label: str, keys: list[str], variant: str, version_ids: bool) -> dict[st
     module = harness.load_handler()
     with harness.versioned_events() if version_ids else nullcontext(), mock_aws():
         world = harness.make_world()
+        handle: Callable[[Mapping[str, Any]], Any]
         if variant == "naive":
             client = module.new_client()
             requests = harness.RequestLog(client)
