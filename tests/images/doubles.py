@@ -97,6 +97,25 @@ _STS_ERROR = """<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"
 </ErrorResponse>"""
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def serve_in_background(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A server on a free 127.0.0.1 port, serving from a daemon thread until shut down."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 class StsFront:
     def __init__(self, moto_url: str) -> None:
         self.moto_url = moto_url
@@ -106,7 +125,7 @@ class StsFront:
         self.session_seconds: int | None = None
         front = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 form = urllib.parse.parse_qs(body.decode())
@@ -136,19 +155,10 @@ class StsFront:
                     self._answer(exc.code, exc.read(), exc.headers["Content-Type"])
 
             def _answer(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type or "text/xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self._send(status, body, content_type or "text/xml")
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve_in_background(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -179,7 +189,7 @@ class FakeHub:
     def __post_init__(self) -> None:
         hub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_GET(self) -> None:
                 parsed = urllib.parse.urlsplit(self.path)
                 request = HubRequest(
@@ -197,19 +207,10 @@ class FakeHub:
                 else:
                     reply = hub.answer(request)
                 body = json.dumps(reply.body).encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self._send(reply.status, body, "application/json")
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve_in_background(Handler)
         self.api_url = f"http://127.0.0.1:{self.server.server_address[1]}/hub/api"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
 
     def issue(self, token: str, workspace: str, expires_at: float) -> None:
         self.answer = lambda _request: HubAnswer(
