@@ -122,7 +122,38 @@ def render(stack: str, out_root: Path) -> dict[str, int]:
         (out / "kubernetes" / kubernetes_file_name(obj)).write_text(_dump_yaml(obj))
         k8s_count += 1
     write_iam_documents(recording.resources, out)
+    (out / "summary.md").write_text(summary(stack, recording))
     return {"resources": len(resources), "kubernetes": k8s_count}
+
+
+def summary(stack: str, recording: Recording) -> str:
+    """What a reviewer reads first: components and their resources, outputs, and every
+    setting this stack changes from the project defaults."""
+    from eodh_jupyterhub.stack_config import project_defaults, stack_values
+
+    lines = [f"# Stack `{stack}`", "", "## Resources per component", ""]
+    lines += ["| component | type | resources | protected |", "| --- | --- | --- | --- |"]
+    components = sorted((r for r in recording.resources if not r.custom), key=lambda r: r.name)
+    for component in components:
+        children = recording.children_of(component)
+        protected = sorted(c.name for c in children if c.protect)
+        lines.append(
+            f"| `{component.name}` | `{component.type}` | {len(children)} | "
+            f"{', '.join(f'`{p}`' for p in protected) or '-'} |"
+        )
+    lines += ["", "## Outputs", "", "| output | value |", "| --- | --- |"]
+    for key, value in sorted(recording.outputs.items()):
+        shown = "[secret]" if key in recording.secret_outputs else value
+        lines.append(f"| `{key}` | `{shown}` |")
+    lines += ["", "## Differences from the project defaults (Pulumi.yaml)", ""]
+    lines += ["| key | default | this stack |", "| --- | --- | --- |"]
+    defaults = project_defaults()
+    for key, value in sorted(stack_values(stack).items()):
+        if key not in defaults:
+            lines.append(f"| `{key}` | (required here) | `{json.dumps(value)}` |")
+        elif value != defaults[key]:
+            lines.append(f"| `{key}` | `{json.dumps(defaults[key])}` | `{json.dumps(value)}` |")
+    return "\n".join(lines) + "\n"
 
 
 def write_helm_release(recording: Recording, out: Path) -> None:

@@ -112,3 +112,24 @@ def test_diff_shows_resources_only_in_one_stack(rendered: Path) -> None:
         "+ keycloak-oidc-provider (aws:iam/openIdConnectProvider:OpenIdConnectProvider): "
         "only in dev" in text
     )
+
+
+def test_render_writes_every_artifact_with_a_summary(rendered: Path) -> None:
+    folder = rendered / "prod"
+    for relative in (
+        "resources.json",
+        "summary.md",
+        "helm/jupyterhub/values.yaml",
+        "helm/jupyterhub/release.json",
+        "kubernetes/namespace-jupyter.yaml",
+        "iam/notebook-role.json",
+    ):
+        assert (folder / relative).is_file(), relative
+    summary = (folder / "summary.md").read_text()
+    assert "| `workspaces` | `eodh:storage:WorkspaceBucket` | 8 | `workspaces-bucket` |" in summary
+    assert "| `eodh-jupyterhub:cullTimeoutSeconds` | `3600` | `7200` |" in summary
+    assert "| `eodh-jupyterhub:platformDomain` | (required here) |" in summary
+    dev_summary = (rendered / "dev" / "summary.md").read_text()
+    assert "| `eodh-jupyterhub:debug` | `false` | `true` |" in dev_summary
+    # dev does not protect its data.
+    assert "| `workspaces` | `eodh:storage:WorkspaceBucket` | 8 | - |" in dev_summary
