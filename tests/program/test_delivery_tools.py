@@ -131,5 +131,7 @@ def test_render_writes_every_artifact_with_a_summary(rendered: Path) -> None:
     assert "| `eodh-jupyterhub:platformDomain` | (required here) |" in summary
     dev_summary = (rendered / "dev" / "summary.md").read_text()
     assert "| `eodh-jupyterhub:debug` | `false` | `true` |" in dev_summary
-    # dev does not protect its data.
-    assert "| `workspaces` | `eodh:storage:WorkspaceBucket` | 8 | - |" in dev_summary
+    # dev does not protect its data (and keeps no access logs).
+    assert (
+        "| `workspaces` | `eodh:storage:WorkspaceBucket` | 7 | - |" in dev_summary
+    )  # no access logs
