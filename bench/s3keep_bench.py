@@ -114,12 +114,12 @@ def run(label: str, keys: list[str], variant: str, version_ids: bool) -> dict[st
         handle: Callable[[Mapping[str, Any]], Any]
         if variant == "naive":
             client = module.new_client()
-            requests = harness.RequestLog(client)
+            requests = harness.RequestLog(client, limit=None)
             handle = NaiveFunction(client, module).handle
         else:
             containers = int(variant)
             client = module.new_client()
-            requests = harness.RequestLog(client)
+            requests = harness.RequestLog(client, limit=None)
             store = module.MarkerStore(client)
             functions = [module.MarkerFunction(store, harness.MARKER) for _ in range(containers)]
             handle = spread(functions, random.Random(SEED))

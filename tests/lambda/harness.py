@@ -61,10 +61,10 @@ class World:
     def markers(self) -> set[str]:
         return {k for k in self.all_keys() if k.rsplit("/", 1)[-1] == MARKER}
 
-    def receive_all(self) -> list[dict[str, Any]]:
-        """Every S3 event now queued, in queue order; the s3:TestEvent is passed too."""
+    def receive_all(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every S3 event now queued (up to `limit`), in queue order, s3:TestEvent included."""
         events: list[dict[str, Any]] = []
-        while True:
+        while limit is None or len(events) < limit:
             batch = self.sqs.receive_message(
                 QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=3600
             ).get("Messages", [])
@@ -78,6 +78,7 @@ class World:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
                 ],
             )
+        return events
 
 
 def make_world(*, versioning: bool = True, bucket: str = BUCKET) -> World:
@@ -111,14 +112,19 @@ def make_world(*, versioning: bool = True, bucket: str = BUCKET) -> World:
 class RequestLog:
     """Every HTTP attempt a client sends (retries and failures included), by operation."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, limit: int | None = 3_000) -> None:
         self.sent: list[tuple[str, str, dict[str, str]]] = []
+        # A handler that loops floods moto's queue, whose cost grows with its length:
+        # past the limit every request fails at once, so such a test fails in seconds.
+        self.limit = limit
         # First in line, so no other before-send handler can hide an attempt from the count.
         client.meta.events.register_first("before-send.s3", self._record)
 
     def _record(self, request: Any, **_: Any) -> None:
         headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
         self.sent.append((request.method, request.url, headers))
+        if self.limit is not None and len(self.sent) > self.limit:
+            raise AssertionError(f"more than {self.limit} requests: a runaway chain")
 
     def object_keys(self) -> list[str]:
         """The object keys requested, decoded, in order."""
@@ -171,7 +177,9 @@ def drain(
     """Deliver queued events round by round until a round produces no new event."""
     stats = Drained()
     while True:
-        events = [e for e in world.receive_all() if "Records" in e]
+        # Bounded, so a runaway chain fails fast instead of flooding moto's queue.
+        queued = world.receive_all(limit=max_events - stats.events + 1)
+        events = [e for e in queued if "Records" in e]
         if not events:
             return stats
         stats.rounds += 1
