@@ -215,8 +215,9 @@ def marker_function_policy(
 ) -> PolicyDocument:
     """Exactly what the marker function does: create marker objects, log, report failures.
 
-    `*` in an S3 object ARN spans `/`, so `<bucket>/*/<marker>` covers markers at any depth
-    inside a workspace and nothing else: not other objects, not a marker at the bucket root.
+    `*` in an S3 object ARN spans `/`, so `<bucket>/*/*/<marker>` covers markers of
+    directories at any depth inside a workspace and nothing else: not other objects, not the
+    workspace's own marker (s3contents writes that one), not one at the bucket root.
     """
     return {
         "Version": "2012-10-17",
@@ -225,7 +226,7 @@ def marker_function_policy(
                 "Sid": "CreateDirectoryMarkers",
                 "Effect": "Allow",
                 "Action": "s3:PutObject",
-                "Resource": f"{bucket_arn}/*/{marker_name}",
+                "Resource": f"{bucket_arn}/*/*/{marker_name}",
             },
             {
                 "Sid": "WriteOwnLogs",
