@@ -69,6 +69,10 @@ class _JsonLines(logging.Handler):
 
 
 log = logging.getLogger("s3keep")
+# Loading this module again (Lambda re-imports after an init failure; tests load it by
+# path) must not stack handlers on the shared logger and print every line twice.
+for _existing in [h for h in log.handlers if type(h).__name__ == _JsonLines.__name__]:
+    log.removeHandler(_existing)
 log.addHandler(_JsonLines())
 # The Lambda runtime puts its own text handler on the root logger: do not print twice.
 log.propagate = False

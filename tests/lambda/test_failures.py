@@ -148,3 +148,21 @@ class _nothing:
 
     def __exit__(self, *_: object) -> None:
         return None
+
+
+def test_loading_the_handler_again_does_not_log_every_line_twice(
+    capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import logging
+    import sys
+
+    name = "s3keep_handler_reloaded"
+    for _ in range(2):
+        spec = importlib.util.spec_from_file_location(name, harness.HANDLER_PATH)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    module._log(logging.ERROR, "probe", key="ws1/a/f.txt")
+    assert capsys.readouterr().out.count('"message": "probe"') == 1
