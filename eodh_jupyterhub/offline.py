@@ -34,15 +34,13 @@ def is_secret(value: Any) -> bool:
     return rpc.is_rpc_secret(value)
 
 
-def redact(value: Any) -> Any:
-    """The value with every secret replaced by a placeholder, ready to write to disk."""
-    if rpc.is_rpc_secret(value):
-        return SECRET_PLACEHOLDER
+def map_leaves(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """`value` rebuilt with `leaf` applied to everything that is not a dict or a list."""
     if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items()}
+        return {k: map_leaves(v, leaf) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+        return [map_leaves(v, leaf) for v in value]
+    return leaf(value)
 
 
 def reveal(value: Any) -> Any:
@@ -72,18 +70,6 @@ def describe_asset(value: pulumi.Asset | pulumi.Archive) -> dict[str, Any]:
             digest.update(file.read_bytes())
         description["sha256"] = digest.hexdigest()
     return description
-
-
-def _replace_values(value: Any, secrets: set[str]) -> Any:
-    if isinstance(value, (pulumi.Asset, pulumi.Archive)):
-        return describe_asset(value)
-    if isinstance(value, str):
-        return SECRET_PLACEHOLDER if value in secrets else value
-    if isinstance(value, dict):
-        return {k: _replace_values(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_replace_values(v, secrets) for v in value]
-    return value
 
 
 @dataclass
@@ -124,8 +110,17 @@ class Recording:
     generated_secrets: set[str] = field(default_factory=set)
 
     def redacted(self, value: Any) -> Any:
-        """The value revealed, with every generated secret replaced by the placeholder."""
-        return _replace_values(reveal(value), self.generated_secrets)
+        """The value revealed, with every generated secret replaced by the placeholder and
+        assets described, ready to write to disk."""
+
+        def leaf(item: Any) -> Any:
+            if isinstance(item, (pulumi.Asset, pulumi.Archive)):
+                return describe_asset(item)
+            if isinstance(item, str) and item in self.generated_secrets:
+                return SECRET_PLACEHOLDER
+            return item
+
+        return map_leaves(reveal(value), leaf)
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]

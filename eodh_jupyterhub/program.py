@@ -23,7 +23,6 @@ from .components.namespace import JupyterNamespace, JupyterNamespaceArgs
 from .components.rbac import HubRbac, HubRbacArgs
 from .components.workspace_bucket import WorkspaceBucket, WorkspaceBucketArgs
 from .helm_values import HubFiles, hub_values_inputs
-from .policies import account_of
 from .settings import Settings
 from .stack_config import PROJECT_ROOT
 
@@ -50,7 +49,7 @@ def jupyterhub_program(settings: Settings) -> None:
             client_ids=(settings.workspaces_client_id,),
             existing_provider_arn=settings.keycloak_provider_arn,
             protect=settings.protect_data,
-            account=account_of(settings.eks_oidc_provider_arn),
+            account=settings.aws_account,
         ),
     )
     workspace_bucket = WorkspaceBucket(
@@ -100,7 +99,7 @@ def jupyterhub_program(settings: Settings) -> None:
         MarkerFunctionArgs(
             bucket=workspace_bucket.bucket,
             bucket_arn=workspace_bucket.arn,
-            account=account_of(settings.eks_oidc_provider_arn),
+            account=settings.aws_account,
             source_dir=PROJECT_ROOT / "lambda" / "s3keep",
         ),
     )

@@ -12,7 +12,7 @@ import difflib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 PROJECT = "eodh-jupyterhub"
@@ -106,11 +106,11 @@ class Settings:
     access_logs_bucket: str | None
     tls_secret_name: str | None
     namespace: str = NAMESPACE
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def stack_file(self) -> str:
-        return f"Pulumi.{self.stack}.yaml"
+    def aws_account(self) -> str:
+        """The deploy account: the one holding the EKS cluster's OIDC provider."""
+        return self.eks_oidc_provider_arn.split(":")[4]
 
     @property
     def eks_oidc_issuer_host(self) -> str:

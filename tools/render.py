@@ -39,13 +39,11 @@ _ReadableDumper.add_representer(str, _str_presenter)
 
 def _integral_floats(value: Any) -> Any:
     """The mocks hand numbers back as floats; 10.0 reads as 10 in every manifest."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integral_floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral_floats(v) for v in value]
-    return value
+    from eodh_jupyterhub.offline import map_leaves
+
+    return map_leaves(
+        value, lambda item: int(item) if isinstance(item, float) and item.is_integer() else item
+    )
 
 
 def _dump_json(data: Any) -> str:

@@ -49,13 +49,14 @@ class HubRbac(pulumi.ComponentResource):
             ],
             opts=child,
         )
+        role_name = role.metadata.apply(lambda m: m.name or args.role_name)
         k8s.rbac.v1.ClusterRoleBinding(
             f"{name}-cluster-role-binding",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=args.role_name, labels=labels),
             role_ref=k8s.rbac.v1.RoleRefArgs(
                 api_group="rbac.authorization.k8s.io",
                 kind="ClusterRole",
-                name=role.metadata.apply(lambda m: m.name or args.role_name),
+                name=role_name,
             ),
             subjects=[
                 k8s.rbac.v1.SubjectArgs(
@@ -64,5 +65,5 @@ class HubRbac(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        self.cluster_role_name = role.metadata.apply(lambda m: m.name or args.role_name)
+        self.cluster_role_name = role_name
         self.register_outputs({"cluster_role_name": self.cluster_role_name})

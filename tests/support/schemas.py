@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 import pytest
 
 from eodh_jupyterhub import schemas
-from eodh_jupyterhub.schemas import helm_merge, schemas_dir  # noqa: F401 - re-exported
 
 T = TypeVar("T")
 
