@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import pulumi
 
-from .components.external_secrets import (
+from components.external_secrets import (
     OAUTH_CLIENT_SECRET_KEY,
     WORKSPACES_CLIENT_SECRET_KEY,
     OAuthClientSecrets,
     OAuthClientSecretsArgs,
 )
-from .components.hub_secrets import GeneratedHubSecrets
-from .components.identity import (
+from components.helm_values import HubFiles
+from components.hub_secrets import GeneratedHubSecrets
+from components.identity import (
     KeycloakIdentityProvider,
     KeycloakIdentityProviderArgs,
     NotebookRole,
     NotebookRoleArgs,
 )
-from .components.jupyterhub import JupyterHub, JupyterHubArgs
-from .components.marker_function import MarkerFunction, MarkerFunctionArgs
-from .components.namespace import JupyterNamespace, JupyterNamespaceArgs
-from .components.rbac import HubRbac, HubRbacArgs
-from .components.workspace_bucket import WorkspaceBucket, WorkspaceBucketArgs
-from .helm_values import HubFiles, hub_values_inputs
+from components.jupyterhub import JupyterHub, JupyterHubArgs
+from components.marker_function import MarkerFunction, MarkerFunctionArgs
+from components.namespace import JupyterNamespace, JupyterNamespaceArgs
+from components.rbac import HubRbac, HubRbacArgs
+from components.workspace_bucket import WorkspaceBucket, WorkspaceBucketArgs
+
+from .hub_inputs import hub_values_inputs
 from .settings import Settings
 from .stack_config import PROJECT_ROOT
 

@@ -1,14 +1,13 @@
-"""Upstream schemas (chart values, External Secrets CRDs), found through one setting.
+"""Upstream schemas (chart values, External Secrets CRDs), vendored under `vendor/`.
 
-EODH_SCHEMAS_DIR names the folder; by default it is `../shared/schemas` beside this
-repository. The schemas are never copied into the repository.
+The repository carries them (see `vendor/README.md` for provenance and licences), so a clone
+alone renders, checks and tests every stack.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,31 +16,24 @@ import yaml
 
 from .stack_config import PROJECT_ROOT
 
-DEFAULT_SCHEMAS_DIR = PROJECT_ROOT.parent / "shared" / "schemas"
+VENDOR_DIR = PROJECT_ROOT / "vendor"
+Z2JH_CHART_DIR = VENDOR_DIR / "jupyterhub-4.2.0"
 EXTERNAL_SECRETS_CRDS = {
     "ExternalSecret": "external-secrets-2.9.0/external-secrets.io_externalsecrets.yaml",
     "SecretStore": "external-secrets-2.9.0/external-secrets.io_secretstores.yaml",
-    "ClusterSecretStore": "external-secrets-2.9.0/external-secrets.io_clustersecretstores.yaml",
 }
-Z2JH_SCHEMA = "z2jh-4.2.0/values.schema.json"
-Z2JH_DEFAULTS = "z2jh-4.2.0/values.yaml"
+Z2JH_SCHEMA = "jupyterhub-4.2.0/values.schema.json"
+Z2JH_DEFAULTS = "jupyterhub-4.2.0/values.yaml"
 
 
 class SchemaMissing(FileNotFoundError):
     pass
 
 
-def schemas_dir() -> Path:
-    return Path(os.environ.get("EODH_SCHEMAS_DIR", DEFAULT_SCHEMAS_DIR))
-
-
 def schema_path(relative: str) -> Path:
-    path = schemas_dir() / relative
+    path = VENDOR_DIR / relative
     if not path.is_file():
-        raise SchemaMissing(
-            f"schema {relative} not found under {schemas_dir()} "
-            "(set EODH_SCHEMAS_DIR to the shared/schemas folder)"
-        )
+        raise SchemaMissing(f"vendored schema {relative} missing under {VENDOR_DIR}")
     return path
 
 

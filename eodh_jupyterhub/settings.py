@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components.helm_values import ImageRef, NotebookResources
+
 PROJECT = "eodh-jupyterhub"
 NAMESPACE = "jupyter"
 KEYCLOAK_REALM = "eodhp"
@@ -57,23 +59,6 @@ class SettingsError(Exception):
             f"({len(problems)} problem{'s' if len(problems) != 1 else ''}); "
             f"no resource was touched:\n{lines}"
         )
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    repository: str
-    tag: str
-
-    def __str__(self) -> str:
-        return f"{self.repository}:{self.tag}"
-
-
-@dataclass(frozen=True)
-class NotebookResources:
-    cpu_guarantee: float
-    cpu_limit: float
-    memory_guarantee: str
-    memory_limit: str
 
 
 @dataclass(frozen=True)

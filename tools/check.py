@@ -24,7 +24,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES_VERSION = "1.31"
-CRD_KINDS = {"ExternalSecret", "SecretStore", "ClusterSecretStore"}
 
 
 @dataclass(frozen=True)
@@ -45,12 +44,12 @@ class Finding:
 def _kubernetes(folder: Path) -> Iterator[Finding]:
     import kubernetes_validate
 
-    from eodh_jupyterhub.schemas import external_secret_errors
+    from eodh_jupyterhub.schemas import EXTERNAL_SECRETS_CRDS, external_secret_errors
 
     for path in sorted((folder / "kubernetes").glob("*.yaml")):
         obj = yaml.safe_load(path.read_text())
         name = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
-        if obj.get("kind") in CRD_KINDS:
+        if obj.get("kind") in EXTERNAL_SECRETS_CRDS:
             for error in external_secret_errors(obj):
                 yield Finding(path, name, "external-secrets-crd-schema", error)
             continue

@@ -70,7 +70,7 @@ def kubernetes_file_name(obj: dict[str, Any]) -> str:
 def write_iam_documents(resources: list[Any], out: Path) -> int:
     """Every IAM policy document (role trust, inline policy, bucket policy) as
     `iam/<resource name>.json`, for review and for the policy linters."""
-    from eodh_jupyterhub.policies import declared_policy_documents
+    from components.iam_documents import declared_policy_documents
 
     documents = declared_policy_documents(resources)
     (out / "iam").mkdir(parents=True, exist_ok=True)

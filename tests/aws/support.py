@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.iam_documents import declared_policy_documents
 from eodh_jupyterhub.offline import MOCK_ACCOUNT, Recording
-from eodh_jupyterhub.policies import declared_policy_documents
 
 SIMULATOR = Path(__file__).with_name("simulate.mjs")
 NODE = shutil.which("node") or "/usr/bin/node"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from eodh_jupyterhub.components.identity import (
+from components.identity import (
     KeycloakIdentityProviderArgs,
     NotebookRoleArgs,
 )
-from eodh_jupyterhub.components.workspace_bucket import WorkspaceBucket, WorkspaceBucketArgs
+from components.workspace_bucket import WorkspaceBucket, WorkspaceBucketArgs
 from eodh_jupyterhub.offline import Recording, run_with_config
 from tests.support.stacks import pulumi_config
 

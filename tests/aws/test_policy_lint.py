@@ -15,8 +15,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from components.iam_documents import notebook_permissions_policy
 from eodh_jupyterhub.offline import Recording
-from eodh_jupyterhub.policies import notebook_permissions_policy
 from tests.aws.support import (
     BUCKET_POLICY,
     NOTEBOOK_PERMISSIONS,

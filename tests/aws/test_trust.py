@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from components.iam_documents import notebook_trust_policy
 from eodh_jupyterhub.offline import MOCK_ACCOUNT, Recording
-from eodh_jupyterhub.policies import notebook_trust_policy
 from eodh_jupyterhub.settings import Settings, load_settings
 from tests.aws.support import (
     NOTEBOOK_TRUST,

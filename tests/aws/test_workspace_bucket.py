@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from components.iam_documents import bucket_tls_only_policy
 from eodh_jupyterhub.offline import Recording, run_stack, run_with_config
-from eodh_jupyterhub.policies import bucket_tls_only_policy
 from tests.aws.support import BUCKET_POLICY, documents
 from tests.support.stacks import effective_config, pulumi_config
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from components.iam_documents import bucket_tls_only_policy, notebook_permissions_policy
 from eodh_jupyterhub.offline import Recording
-from eodh_jupyterhub.policies import bucket_tls_only_policy, notebook_permissions_policy
 from tests.aws.support import BUCKET_POLICY, NOTEBOOK_PERMISSIONS, Request, documents, simulate
 from tests.support.stacks import effective_config
 

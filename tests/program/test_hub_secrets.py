@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
-from eodh_jupyterhub.components.hub_secrets import GENERATED_SECRETS, GeneratedHubSecrets
+from components.hub_secrets import GENERATED_SECRETS, GeneratedHubSecrets
 from eodh_jupyterhub.offline import Recording, is_secret, run_with_config
 from tests.support.stacks import pulumi_config
 

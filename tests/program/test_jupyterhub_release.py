@@ -10,18 +10,14 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from eodh_jupyterhub.components.jupyterhub import IDENTITY_HEADERS
-from eodh_jupyterhub.helm_values import (
-    HubFiles,
-    build_values,
-    content_checksum,
-    hub_values_inputs,
-)
+from components.helm_values import HubFiles, build_values, content_checksum
+from components.jupyterhub import IDENTITY_HEADERS
+from eodh_jupyterhub.hub_inputs import hub_values_inputs
 from eodh_jupyterhub.offline import Recording, is_secret, reveal
+from eodh_jupyterhub.schemas import z2jh_validation_errors
 from eodh_jupyterhub.settings import load_settings
 from eodh_jupyterhub.stack_config import PROJECT_ROOT
 from tests.support.recordings import recording_for
-from tests.support.schemas import z2jh_validation_errors
 from tests.support.stacks import effective_config, pulumi_config
 
 HUB_DIR = PROJECT_ROOT / "hub"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from parliament import analyze_policy_string
 
-from eodh_jupyterhub.components.marker_function import MarkerFunctionArgs
+from components.marker_function import MarkerFunctionArgs
 from eodh_jupyterhub.offline import Recording
 from eodh_jupyterhub.stack_config import PROJECT_ROOT
 from tests.support.stacks import effective_config

@@ -6,13 +6,13 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from eodh_jupyterhub.components.rbac import HUB_RULES
+from components.rbac import HUB_RULES
 from eodh_jupyterhub.offline import Recording
-from tests.support.schemas import external_secrets_schema
+from eodh_jupyterhub.schemas import EXTERNAL_SECRETS_CRDS, external_secrets_schema
 from tests.support.stacks import stack_names
 
 KUBERNETES_VERSION = "1.31"
-CRD_KINDS = {"ExternalSecret", "SecretStore", "ClusterSecretStore"}
+CRD_KINDS = set(EXTERNAL_SECRETS_CRDS)
 
 
 def test_every_stack_file_is_exercised() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from ..policies import bucket_tls_only_policy
+from .iam_documents import bucket_tls_only_policy
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from ..policies import lambda_trust_policy, marker_function_policy
+from .iam_documents import lambda_trust_policy, marker_function_policy
 
 RUNTIME = "python3.13"
 ARCHITECTURE = "arm64"

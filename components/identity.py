@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from ..policies import (
+from .iam_documents import (
     account_of,
     notebook_permissions_policy,
     notebook_trust_policy,

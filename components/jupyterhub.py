@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ..helm_values import BASE_URL, TEMPLATES_CONFIGMAP, HubValuesInputs, build_values
+from .helm_values import BASE_URL, TEMPLATES_CONFIGMAP, HubValuesInputs, build_values
 from .labels import standard_labels
 
 CHART = "jupyterhub"

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from ..policies import (
+from .iam_documents import (
     account_of,
     read_secrets_policy,
     secrets_manager_secret_arn,
