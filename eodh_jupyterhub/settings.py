@@ -46,6 +46,14 @@ _LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?
 _CPU_RE = re.compile(r"^\d+(\.\d+)?$|^\d+m$")
 _MEMORY_RE = re.compile(r"^\d+(\.\d+)?([KMGT]i?)?$")
 
+# AWS refuses a PutFunctionConcurrency that leaves fewer than 100 executions of the account
+# unreserved (Lambda API reference, PutFunctionConcurrency). The default account quota is
+# 1,000, so 900 is the most a reservation can ever be there; new accounts often have far less,
+# which is why the default is no reservation. Only a live check (preflight) can know the
+# account's quota and its other reservations.
+AWS_UNRESERVED_CONCURRENCY_FLOOR = 100
+MAX_MARKER_RESERVED_CONCURRENCY = 1000 - AWS_UNRESERVED_CONCURRENCY_FLOOR
+
 
 class SettingsError(Exception):
     """Stack configuration that the program refuses to deploy, with every problem listed."""
@@ -90,6 +98,10 @@ class Settings:
     protect_data: bool
     access_logs_bucket: str | None
     tls_secret_name: str | None
+    # None: no reservation; the function draws on the account's unreserved pool, so
+    # PutFunctionConcurrency can never be refused for leaving it under 100.
+    marker_reserved_concurrency: int | None
+    manage_workspace_bucket: bool
     namespace: str = NAMESPACE
 
     @property
@@ -183,6 +195,18 @@ class _Reader:
             )
             return default
         return number
+
+    def optional_integer(
+        self, key: str, expected: str, example: str, minimum: int, maximum: int
+    ) -> int | None:
+        value = self._raw(key)
+        if value is None:
+            return None
+        text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+        if not re.fullmatch(r"[0-9]+", text) or not minimum <= int(text) <= maximum:
+            self._problem(self._key(key), expected, example, value)
+            return None
+        return int(text)
 
     def json_object(self, key: str, expected: str, example: str) -> dict[str, Any] | None:
         value = self._raw(key)
@@ -380,6 +404,17 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         lambda v: bool(_K8S_NAME_RE.match(v)) and len(v) <= 253,
     )
 
+    marker_reserved_concurrency = r.optional_integer(
+        "markerReservedConcurrency",
+        f"a whole number from 1 to {MAX_MARKER_RESERVED_CONCURRENCY} (or leave unset for no "
+        "reservation; AWS refuses one that leaves the account under "
+        f"{AWS_UNRESERVED_CONCURRENCY_FLOOR} unreserved executions)",
+        "10",
+        minimum=1,
+        maximum=MAX_MARKER_RESERVED_CONCURRENCY,
+    )
+    manage_workspace_bucket = r.boolean("manageWorkspaceBucket", "false", default=True)
+
     _unknown_project_keys(r)
     if r.problems:
         raise SettingsError(f"Pulumi.{stack}.yaml", r.problems)
@@ -410,6 +445,8 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         protect_data=protect_data,
         access_logs_bucket=access_logs_bucket,
         tls_secret_name=tls_secret_name,
+        marker_reserved_concurrency=marker_reserved_concurrency,
+        manage_workspace_bucket=manage_workspace_bucket,
     )
 
 

@@ -82,6 +82,14 @@ BAD_CONFIGS = [
     ("client-id-with-space", f"{P}hubClientId", "eodh jupyterhub", "OAuth client id"),
     ("unknown-key-typo", f"{P}platfromDomain", "dev.eodatahub.org.uk", "did you mean"),
     ("storage-class-invalid", f"{P}notebookStorageClass", "File_Storage", "StorageClass"),
+    # 0 is AWS's "throttle every invocation", never a way of saying "no reservation".
+    ("reserved-concurrency-zero", f"{P}markerReservedConcurrency", "0", "from 1 to 900"),
+    ("reserved-concurrency-negative", f"{P}markerReservedConcurrency", "-5", "from 1 to 900"),
+    # More than the default account quota (1,000) minus the 100 AWS keeps unreserved.
+    ("reserved-concurrency-too-big", f"{P}markerReservedConcurrency", "901", "from 1 to 900"),
+    ("reserved-concurrency-fraction", f"{P}markerReservedConcurrency", "2.5", "whole number"),
+    ("reserved-concurrency-words", f"{P}markerReservedConcurrency", "ten", "whole number"),
+    ("manage-bucket-not-boolean", f"{P}manageWorkspaceBucket", "no", "boolean"),
 ]
 
 
@@ -182,3 +190,20 @@ def test_stack_files_hold_no_secret_values(stack: str) -> None:
     assert "secure:" not in text
     for forbidden in ("AKIA", "BEGIN PRIVATE KEY", "client_secret", "password"):
         assert forbidden not in text
+
+
+def test_marker_reserved_concurrency_defaults_to_no_reservation(stack: str) -> None:
+    # No stack reserves today: a reservation can be refused by AWS (account quota), none cannot.
+    assert load_settings(pulumi_config(stack), stack).marker_reserved_concurrency is None
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", 1), ("25", 25), ("900", 900)])
+def test_marker_reserved_concurrency_accepts_numbers_in_range(raw: str, expected: int) -> None:
+    config = _mutated("dev", f"{P}markerReservedConcurrency", raw)
+    assert load_settings(config, "dev").marker_reserved_concurrency == expected
+
+
+def test_manage_workspace_bucket_defaults_to_true_and_can_be_switched_off(stack: str) -> None:
+    assert load_settings(pulumi_config(stack), stack).manage_workspace_bucket is True
+    config = _mutated(stack, f"{P}manageWorkspaceBucket", "false")
+    assert load_settings(config, stack).manage_workspace_bucket is False
