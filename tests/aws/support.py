@@ -101,3 +101,37 @@ def simulate(
             assert result["unchecked"] == checked["decision"], result
             decisions[result["name"]] = checked["decision"]
     return decisions
+
+
+def web_identity_context(issuer: str, claims: dict[str, Any]) -> dict[str, Any]:
+    """The request context IAM builds from a web-identity token's claims, for a trust policy.
+
+    `<issuer>:aud` is the token's `azp` when it carries one, else its `aud`; the raw `aud`
+    is `<issuer>:oaud` (AWS IAM User Guide, "IAM and AWS STS condition context keys",
+    web identity / OIDC federation keys: `aud`, `oaud`, `sub`). The claim
+    `https://aws.amazon.com/tags` becomes session tags: each `principal_tags` entry (a list
+    of one string) is `aws:RequestTag/<key>`, and the keys are `aws:TagKeys`.
+    A token without `azp` and with several audiences is not modelled: IAM's choice there
+    is not documented, and none of this platform's tokens has that shape.
+    """
+    context: dict[str, Any] = {}
+    audience = claims.get("aud")
+    if "azp" in claims:
+        context[f"{issuer}:aud"] = claims["azp"]
+    elif isinstance(audience, list):
+        if len(audience) != 1:
+            raise ValueError(f"not modelled: several audiences and no azp: {audience}")
+        context[f"{issuer}:aud"] = audience[0]
+    elif audience is not None:
+        context[f"{issuer}:aud"] = audience
+    if audience is not None:
+        context[f"{issuer}:oaud"] = audience
+    if "sub" in claims:
+        context[f"{issuer}:sub"] = claims["sub"]
+    tags = claims.get("https://aws.amazon.com/tags", {}).get("principal_tags", {})
+    for key, values in tags.items():
+        (value,) = values
+        context[f"aws:RequestTag/{key}"] = value
+    if tags:
+        context["aws:TagKeys"] = sorted(tags)
+    return context

@@ -17,6 +17,7 @@ from tests.aws.support import (
     Request,
     documents,
     simulate,
+    web_identity_context,
 )
 from tests.support.stacks import pulumi_config
 
@@ -94,86 +95,117 @@ def test_notebook_role_session_is_bounded(up_recording: Recording) -> None:
             assert role.urn not in attachment.depends_on, attachment.name
 
 
-def trust_requests(aud_key: str, provider_arn: str, other_provider: str) -> list:
+def token(azp: str | None = WORKSPACES_CLIENT, **claims: Any) -> dict[str, Any]:
+    """Claims of a Keycloak access token; by default the workspace-scoped one for `ws1`.
+
+    Keycloak's token exchange issues the workspace token to the requesting (workspaces)
+    client, so its `azp` is that client, while `aud` lists whatever audiences the realm's
+    mappers add (here `account`, as Keycloak's default roles do).
+    """
+    base: dict[str, Any] = {
+        "sub": "f1c2e3d4-0000-4000-8000-00000000a11c",
+        "aud": "account",
+        "https://aws.amazon.com/tags": {"principal_tags": {"workspace": ["ws1"]}},
+    }
+    if azp is not None:
+        base["azp"] = azp
+    base.update(claims)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def tags(**principal_tags: list[str]) -> dict[str, Any]:
+    return {"principal_tags": principal_tags}
+
+
+TAGS = "https://aws.amazon.com/tags"
+
+
+def trust_requests(issuer: str, provider_arn: str, other_provider: str) -> list:
     # IAM trusts only identity providers of the role's own account.
     account = provider_arn.split(":")[4]
     role = f"arn:aws:iam::{account}:role/notebook-role"
-    good = {
-        aud_key: WORKSPACES_CLIENT,
-        "aws:RequestTag/workspace": "ws1",
-        "aws:TagKeys": ["workspace"],
-    }
 
     def req(
         name: str,
-        context: dict[str, Any],
+        claims: dict[str, Any],
         action: str = "sts:AssumeRoleWithWebIdentity",
         principal: str = provider_arn,
     ) -> Request:
+        context = web_identity_context(issuer, claims)
         return Request(name, action, role, context, principal=principal, account=account)
 
+    # The hub's login token names the workspaces client as an audience (Keycloak lets a
+    # client exchange only tokens that list it), yet it was issued to the hub's client.
+    hub_login = token(HUB_CLIENT, aud=WORKSPACES_CLIENT)
     return [
-        (req("workspace token assumes the role", good), ALLOWED),
-        (req("workspace token tags the session", good, "sts:TagSession"), ALLOWED),
-        (req("token for another client (the hub's)", {**good, aud_key: HUB_CLIENT}), DENIED),
+        (req("workspace token assumes the role", token()), ALLOWED),
+        (req("workspace token tags the session", token(), "sts:TagSession"), ALLOWED),
+        (req("workspace token without an aud claim", token(aud=None)), ALLOWED),
+        (req("hub login token listing the workspaces audience", hub_login), DENIED),
         (
-            req("token for another client tags", {**good, aud_key: HUB_CLIENT}, "sts:TagSession"),
+            req("hub login token tags", hub_login, "sts:TagSession"),
             DENIED,
         ),
-        (req("token without an audience", {k: v for k, v in good.items() if k != aud_key}), DENIED),
-        (req("token without the workspace tag", {aud_key: WORKSPACES_CLIENT}), DENIED),
-        (req("empty workspace tag", {**good, "aws:RequestTag/workspace": ""}), DENIED),
+        (req("token of another client", token("eodh-portal")), DENIED),
+        (
+            req(
+                "token without azp, audience the workspaces client",
+                token(None, aud=WORKSPACES_CLIENT),
+            ),
+            ALLOWED,
+        ),
+        (req("token without azp or aud", token(None, aud=None)), DENIED),
+        (req("token without the tags claim", token(**{TAGS: None})), DENIED),
+        (req("empty workspace tag", token(**{TAGS: tags(workspace=[""])})), DENIED),
         (
             req(
                 "workspace tag plus another tag key",
-                {**good, "aws:RequestTag/user": "alice", "aws:TagKeys": ["workspace", "user"]},
+                token(**{TAGS: tags(workspace=["ws1"], user=["alice"])}),
             ),
             DENIED,
         ),
         (
             req(
                 "workspace tag plus another tag key, tagging",
-                {**good, "aws:RequestTag/user": "alice", "aws:TagKeys": ["workspace", "user"]},
+                token(**{TAGS: tags(workspace=["ws1"], user=["alice"])}),
                 "sts:TagSession",
             ),
             DENIED,
         ),
         (
-            req(
-                "another tag key instead of workspace",
-                {aud_key: WORKSPACES_CLIENT, "aws:RequestTag/user": "ws1", "aws:TagKeys": ["user"]},
-            ),
+            req("another tag key instead of workspace", token(**{TAGS: tags(user=["ws1"])})),
             DENIED,
         ),
-        (req("another provider (the EKS cluster's)", good, principal=other_provider), DENIED),
+        (req("another provider (the EKS cluster's)", token(), principal=other_provider), DENIED),
         (
             req(
                 "the same issuer registered in another account",
-                good,
-                principal=f"arn:aws:iam::999999999999:oidc-provider/{aud_key.rsplit(':', 1)[0]}",
+                token(),
+                principal=f"arn:aws:iam::999999999999:oidc-provider/{issuer}",
             ),
             DENIED,
         ),
     ]
 
 
-def decide_trust(trust: dict[str, Any], aud_key: str, provider_arn: str, other: str) -> dict:
-    table = trust_requests(aud_key, provider_arn, other)
+def decide_trust(trust: dict[str, Any], issuer: str, provider_arn: str, other: str) -> dict:
+    table = trust_requests(issuer, provider_arn, other)
     return simulate(
         [request for request, _ in table],
         trust_policy=trust,
-        dropped_keys_allowed=frozenset({aud_key}),
+        # A private issuer's keys are not in the simulator's action catalogue.
+        dropped_keys_allowed=frozenset(f"{issuer}:{claim}" for claim in ("aud", "oaud", "sub")),
     )
 
 
 def test_only_workspace_scoped_tokens_assume_the_notebook_role(
     up_recording: Recording, stack: str
 ) -> None:
-    aud_key = f"{ISSUERS[stack]}:aud"
+    issuer = ISSUERS[stack]
     provider_arn = keycloak_provider_arn(up_recording, stack)
     other = settings_of(stack).eks_oidc_provider_arn
-    decisions = decide_trust(documents(up_recording)[NOTEBOOK_TRUST], aud_key, provider_arn, other)
-    assert decisions == {r.name: d for r, d in trust_requests(aud_key, provider_arn, other)}
+    decisions = decide_trust(documents(up_recording)[NOTEBOOK_TRUST], issuer, provider_arn, other)
+    assert decisions == {r.name: d for r, d in trust_requests(issuer, provider_arn, other)}
 
 
 def _no_tag_keys(trust: dict[str, Any]) -> None:
@@ -193,16 +225,31 @@ def _no_audience(trust: dict[str, Any]) -> None:
     del trust["Statement"][0]["Condition"]["StringEquals"]
 
 
+def _raw_audience(trust: dict[str, Any]) -> None:
+    # Pinning the token's own `aud` (IAM's `oaud`) instead of the key IAM fills from `azp`.
+    equals = trust["Statement"][0]["Condition"]["StringEquals"]
+    (key,) = equals
+    equals[key.rsplit(":", 1)[0] + ":oaud"] = equals.pop(key)
+
+
 TRUST_MISTAKES = {
     "other tag keys accepted": (_no_tag_keys, {"workspace tag plus another tag key"}),
     "ForAnyValue instead of ForAllValues": (
         _tag_keys_any_value,
         {"workspace tag plus another tag key", "workspace tag plus another tag key, tagging"},
     ),
-    "workspace tag not required": (_tag_not_required, {"token without the workspace tag"}),
+    "workspace tag not required": (_tag_not_required, {"token without the tags claim"}),
     "audience not pinned": (
         _no_audience,
-        {"token for another client (the hub's)", "token without an audience"},
+        {
+            "hub login token listing the workspaces audience",
+            "token of another client",
+            "token without azp or aud",
+        },
+    ),
+    "audience compared with the raw aud claim": (
+        _raw_audience,
+        {"hub login token listing the workspaces audience", "workspace token assumes the role"},
     ),
 }
 
@@ -216,9 +263,9 @@ def test_the_trust_table_catches_a_mistake(mistake: str) -> None:
     trust = notebook_trust_policy(provider, f"https://{issuer}", WORKSPACES_CLIENT)
     broken = copy.deepcopy(trust)
     mutate(broken)
-    expected = {r.name: d for r, d in trust_requests(f"{issuer}:aud", provider, other)}
-    assert decide_trust(trust, f"{issuer}:aud", provider, other) == expected
-    decisions = decide_trust(broken, f"{issuer}:aud", provider, other)
+    expected = {r.name: d for r, d in trust_requests(issuer, provider, other)}
+    assert decide_trust(trust, issuer, provider, other) == expected
+    decisions = decide_trust(broken, issuer, provider, other)
     wrong = {name for name, decision in decisions.items() if decision != expected[name]}
     assert must_flip <= wrong, f"the table missed {mistake}: only {wrong} changed"
 
