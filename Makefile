@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 A ?= staging
 B ?= prod
 
-.PHONY: setup render check diff test lint format bench clean
+.PHONY: setup render check diff test lint format bench clean import-plan preflight
 
 setup: ## Install the locked Python environment and the Node test tools
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet --disable-pip-version-check uv
@@ -36,6 +36,12 @@ lint: ## ruff lint, format check and mypy
 format:
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
+
+import-plan: setup ## What `pulumi import` must adopt before the first up (STACK=...) -> build/<stack>/import.json
+	$(RUN) python -m tools.import_plan $(STACK)
+
+preflight: setup ## Read-only checks of the live environment before any up (STACK=...; needs kube and AWS access)
+	$(RUN) python -m tools.preflight $(STACK)
 
 bench: setup ## Performance figures (see README); not a test
 	$(RUN) python -m bench

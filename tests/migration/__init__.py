@@ -1,0 +1,1 @@
+"""Adoption of a running ArgoCD deployment: import plan, Helm adoption, secrets, preflight."""

@@ -1,0 +1,203 @@
+"""`make import-plan`: every entry lands on the program's own resource, with the id that keeps it.
+
+The URN check follows the engine (pulumi/pulumi `parseImportFile` + `Deployment.generateURN`),
+so an entry whose type, name or parent differs from the program's would, after the import,
+leave the program's resource to be created beside it; a wrong id would be replaced.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from eodh_jupyterhub.offline import RecordedResource, Recording
+from eodh_jupyterhub.settings import Settings, load_settings
+from tests.support.recordings import recording_for
+from tests.support.stacks import pulumi_config
+from tools import import_plan
+from tools.import_plan import build_plan, engine_urns, program_urn, verify
+
+
+def _settings(stack: str) -> Settings:
+    return load_settings(pulumi_config(stack), stack)
+
+
+def _plan(stack: str) -> tuple[import_plan.ImportPlan, Recording, Settings]:
+    recording = recording_for(stack)
+    settings = _settings(stack)
+    return build_plan(recording, settings), recording, settings
+
+
+def _entry(document: dict, name: str) -> dict:
+    return next(e for e in document["resources"] if e["name"] == name)
+
+
+def test_every_entry_is_the_programs_resource_with_a_keeping_id(stack: str) -> None:
+    plan, recording, settings = _plan(stack)
+    assert verify(plan.document, recording, settings) == []
+    urns = engine_urns(plan.document, stack, "eodh-jupyterhub")
+    program = {program_urn(r.urn): r for r in recording.resources}
+    for entry in plan.document["resources"]:
+        resource = program[urns[entry["name"]]]
+        assert resource.type == entry["type"]
+        assert entry.get("component", False) is (not resource.custom)
+
+
+def test_every_declared_resource_has_exactly_one_fate(stack: str) -> None:
+    plan, recording, _ = _plan(stack)
+    custom = sorted(r.name for r in recording.resources if r.custom)
+    assert sorted(d.resource for d in plan.decisions) == custom
+    imported = {e["name"] for e in plan.document["resources"] if not e.get("component")}
+    assert imported == {d.resource for d in plan.of("import")}
+
+
+def test_dev_ids_are_the_cloud_ids_each_type_takes_on_import() -> None:
+    # Literal expectations from Pulumi.dev.yaml and the registry's Import sections.
+    plan, _, _ = _plan("dev")
+    ids = {e["name"]: e.get("id") for e in plan.document["resources"]}
+    assert ids["jupyter-namespace"] == "jupyter"
+    assert ids["hub-rbac-cluster-role"] == "hub"
+    assert ids["hub-rbac-cluster-role-binding"] == "hub"
+    assert ids["oauth-client-secrets-service-account"] == "jupyter/jupyterhub-secrets"
+    assert ids["oauth-client-secrets-secret-store"] == "jupyter/aws-secrets-manager"
+    assert ids["oauth-client-secrets-external-secret"] == "jupyter/jupyterhub-oauth"
+    assert ids["jupyterhub-templates"] == "jupyter/hub-templates"
+    assert ids["jupyterhub-ingress"] == "jupyter/jupyterhub"
+    assert ids["keycloak-oidc-provider"] == (
+        "arn:aws:iam::312280911266:oidc-provider/dev.eodatahub.org.uk/keycloak/realms/eodhp"
+    )
+    bucket_ids = {v for k, v in ids.items() if k.startswith("workspaces-")}
+    if bucket_ids:  # the bucket is managed in dev
+        assert bucket_ids == {"workspaces-eodhp-dev"}
+    assert _entry(plan.document, "jupyterhub-ingress")["parent"] == "jupyterhub"
+    assert _entry(plan.document, "jupyterhub")["component"] is True
+    assert "parent" not in _entry(plan.document, "jupyterhub")
+
+
+def test_new_and_secret_resources_are_not_in_the_file() -> None:
+    plan, recording, _ = _plan("dev")
+    names = {e["name"] for e in plan.document["resources"]}
+    for resource in recording.resources:
+        if resource.type.startswith("random:") or resource.type.endswith(":Release"):
+            assert resource.name not in names
+        if resource.parent_name == "s3keep":
+            assert resource.name not in names
+    created = {d.resource for d in plan.of("create")}
+    assert "jupyterhub-release" in created
+    assert {r.name for r in recording.resources if r.parent_name == "s3keep"} <= created
+    assert {d.resource for d in plan.of("secret")} == {
+        r.name for r in recording.resources if r.type.startswith("random:")
+    }
+    notes = import_plan.render_notes(plan)
+    assert "## Created by the first up" in notes and "`jupyterhub-release`" in notes
+
+
+@pytest.mark.parametrize(
+    "breakage, expected",
+    [
+        (lambda e: e.update(type="kubernetes:core/v1:Secret"), "is not a resource of the program"),
+        (lambda e: e.update(name="ingress"), "is not a resource of the program"),
+        (lambda e: e.update(parent="hub-rbac"), "is not a resource of the program"),
+        (lambda e: e.pop("parent"), "is not a resource of the program"),
+        (lambda e: e.update(id="jupyter/notebooks"), "the first up would replace it"),
+        (lambda e: e.update(parent="nowhere"), "has no entry"),
+        (lambda e: e.update(ID="jupyter/jupyterhub"), "fields pulumi import does not read"),
+    ],
+)
+def test_a_wrong_entry_is_caught(breakage, expected: str) -> None:
+    plan, recording, settings = _plan("dev")
+    document = copy.deepcopy(plan.document)
+    breakage(_entry(document, "jupyterhub-ingress"))
+    problems = verify(document, recording, settings)
+    assert any(expected in p for p in problems), problems
+
+
+def test_a_missing_entry_and_a_new_resource_listed_are_caught() -> None:
+    plan, recording, settings = _plan("dev")
+    document = copy.deepcopy(plan.document)
+    document["resources"] = [e for e in document["resources"] if e["name"] != "jupyter-namespace"]
+    assert "jupyter-namespace: exists before the first up but is not listed" in verify(
+        document, recording, settings
+    )
+    document = copy.deepcopy(plan.document)
+    document["resources"].append(
+        {"type": "aws:sqs/queue:Queue", "name": "s3keep-failures", "id": "q", "parent": "s3keep"}
+    )
+    document["resources"].append(
+        {"type": "eodh:storage:MarkerFunction", "name": "s3keep", "component": True}
+    )
+    assert any(
+        p.startswith("s3keep-failures: must not be imported")
+        for p in verify(document, recording, settings)
+    )
+
+
+def _role_pair(name_role: str | None, name_policy: str | None) -> Recording:
+    base = "urn:pulumi:dev::eodh-jupyterhub::"
+    component = RecordedResource(
+        urn=f"{base}pulumi:pulumi:Stack$eodh:identity:NotebookRole::notebook",
+        type="eodh:identity:NotebookRole",
+        name="notebook",
+        parent_urn="",
+        custom=False,
+        inputs={},
+        protect=False,
+        retain_on_delete=False,
+        delete_before_replace=False,
+        ignore_changes=[],
+        additional_secret_outputs=[],
+        depends_on=[],
+        aliases=[],
+    )
+    role = replace(
+        component,
+        urn=f"{base}eodh:identity:NotebookRole$aws:iam/role:Role::notebook-role",
+        type="aws:iam/role:Role",
+        name="notebook-role",
+        parent_urn=component.urn,
+        custom=True,
+        inputs={"name": name_role} if name_role else {},
+    )
+    policy = replace(
+        role,
+        urn=f"{base}eodh:identity:NotebookRole$aws:iam/rolePolicy:RolePolicy::notebook-access",
+        type="aws:iam/rolePolicy:RolePolicy",
+        name="notebook-access",
+        inputs={"role": "notebook-role-id", **({"name": name_policy} if name_policy else {})},
+    )
+    return Recording(stack="dev", preview=False, resources=[component, role, policy])
+
+
+def test_a_named_role_is_imported_by_name_and_its_policy_by_role_colon_policy() -> None:
+    recording = _role_pair("jupyter-notebooks-dev", "workspace-access")
+    plan = build_plan(recording, _settings("dev"))
+    ids = {e["name"]: e.get("id") for e in plan.document["resources"]}
+    assert ids["notebook-role"] == "jupyter-notebooks-dev"
+    assert ids["notebook-access"] == "jupyter-notebooks-dev:workspace-access"
+    assert verify(plan.document, recording, _settings("dev")) == []
+
+
+def test_an_auto_named_role_is_created_not_imported() -> None:
+    # An imported auto-named role gets a fresh name on the next preview: a replace.
+    recording = _role_pair(None, None)
+    plan = build_plan(recording, _settings("dev"))
+    assert {d.resource for d in plan.of("create")} == {"notebook-role", "notebook-access"}
+    assert plan.document["resources"] == []
+
+
+def test_make_import_plan_writes_the_file(tmp_path: Path) -> None:
+    assert import_plan.main(["dev", "--out", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "dev" / "import.json").read_text())
+    assert document == build_plan(recording_for("dev"), _settings("dev")).document
+    assert (tmp_path / "dev" / "import-plan.md").read_text().startswith("# Adoption plan")
+
+
+def test_version_pins_the_programs_provider() -> None:
+    from importlib.metadata import version
+
+    plan, _, _ = _plan("dev")
+    assert _entry(plan.document, "jupyterhub-ingress")["version"] == version("pulumi-kubernetes")

@@ -1,0 +1,415 @@
+"""Adoption plan for an environment ArgoCD runs today: what `pulumi import` must take over.
+
+    python -m tools.import_plan dev      # writes build/dev/import.json and build/dev/import-plan.md
+
+The program runs under the offline mocks (as `make render` does); every resource it declares is
+put in exactly one class:
+
+- import: it exists before the first `up` (ArgoCD applied it, or it was made by hand), and
+  `build/<env>/import.json` names it with the cloud id its type takes on import. The file is
+  the format `pulumi import --file` reads (pulumi/pulumi pkg/cmd/pulumi/operations/import.go:
+  `importFile`/`importSpec`, `parseImportFile`): `resources[]` with `type`, `name`, `id`,
+  `parent` (the `name` of another entry), `version`, and `component: true` entries for the
+  component parents, which the import creates empty so every URN equals the program's.
+- secret: the generated hub secrets; their ids are the live values, so they never appear in
+  a file. `tools/import_secrets.py` reads them from the cluster and pipes them to the import.
+- created by the first up: new with this program (the marker function, the Helm release),
+  or adoptable only with a replace (auto-named IAM roles, see `_auto_named`).
+
+No cloud call is made here; ids that depend on the environment come from the stack settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eodh_jupyterhub.offline import RecordedResource, Recording
+    from eodh_jupyterhub.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+# The SDK package that brings each provider; the import must use the plugin version the
+# program's default providers use, or the first preview may diff on schema changes.
+PROVIDER_PACKAGES = {
+    "aws": "pulumi-aws",
+    "kubernetes": "pulumi-kubernetes",
+    "random": "pulumi-random",
+}
+
+# Kubernetes objects the ArgoCD application applied beside the chart (the issue lists them):
+# kind -> names, or None for every object of that kind the program declares.
+ARGOCD_OBJECTS: dict[str, frozenset[str] | None] = {
+    "Namespace": None,
+    "ClusterRole": None,
+    "ClusterRoleBinding": None,
+    "ServiceAccount": None,
+    "SecretStore": None,
+    "ExternalSecret": None,
+    "ConfigMap": frozenset({"hub-templates"}),
+    "Ingress": None,
+}
+
+# Of the workspace bucket's configuration, these are the bucket's own (one of each per bucket;
+# a put replaces the whole). The notification belongs to the marker function, which is new.
+BUCKET_TYPES = frozenset(
+    {
+        "aws:s3/bucket:Bucket",
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "aws:s3/bucketVersioning:BucketVersioning",
+        "aws:s3/bucketPolicy:BucketPolicy",
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+        "aws:s3/bucketLogging:BucketLogging",
+    }
+)
+OIDC_PROVIDER_TYPE = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+ROLE_TYPE = "aws:iam/role:Role"
+ROLE_POLICY_TYPE = "aws:iam/rolePolicy:RolePolicy"
+RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+# Components whose every resource is new with this program (ArgoCD ran no marker function).
+NEW_COMPONENTS = frozenset({"eodh:storage:MarkerFunction"})
+
+
+@dataclass(frozen=True)
+class Decision:
+    resource: str
+    type: str
+    action: str  # "import" | "secret" | "create"
+    id: str | None = None
+    why: str = ""
+
+
+@dataclass
+class ImportPlan:
+    stack: str
+    decisions: list[Decision] = field(default_factory=list)
+    document: dict[str, Any] = field(default_factory=dict)
+
+    def of(self, action: str) -> list[Decision]:
+        return [d for d in self.decisions if d.action == action]
+
+
+def _provider_version(type_token: str) -> str | None:
+    package = PROVIDER_PACKAGES.get(type_token.split(":", 1)[0])
+    return metadata.version(package) if package else None
+
+
+def _k8s_kind_and_name(resource: RecordedResource) -> tuple[str, str | None, str]:
+    inputs = resource.plain_inputs
+    meta = inputs.get("metadata") or {}
+    kind = inputs.get("kind") or resource.type.rsplit(":", 1)[-1]
+    return kind, meta.get("namespace"), meta.get("name") or ""
+
+
+def _kubernetes_id(resource: RecordedResource) -> str:
+    # pulumi-kubernetes import ids: `<namespace>/<name>` for namespaced objects, `<name>` for
+    # cluster-scoped ones (registry docs, "Import" section of each kind).
+    _, namespace, name = _k8s_kind_and_name(resource)
+    return f"{namespace}/{name}" if namespace else name
+
+
+def _auto_named(resource: RecordedResource) -> bool:
+    """True when the program leaves the cloud name to Pulumi's auto-naming.
+
+    Importing such a resource and leaving `name` unset makes the bridge generate a new name on
+    the next preview and replace it (pulumi/pulumi#12378, pulumi/pulumi#9210, both open).
+    """
+    return not resource.plain_inputs.get("name")
+
+
+def _decide(resource: RecordedResource, recording: Recording, settings: Settings) -> Decision:
+    t, name = resource.type, resource.name
+
+    def create(why: str) -> Decision:
+        return Decision(name, t, "create", why=why)
+
+    if t.startswith("random:"):
+        return Decision(
+            name,
+            t,
+            "secret",
+            why="the running hub's value: `tools/import_secrets.py` reads it from the live "
+            "`hub` Secret and pipes it to `pulumi import` (never written to disk)",
+        )
+    if t == RELEASE_TYPE:
+        return create(
+            "no Helm release exists (ArgoCD applied the chart as plain manifests); the install "
+            "adopts the chart's objects once `tools/adopt_release.py` has labelled them"
+        )
+    if t.startswith("kubernetes:"):
+        kind, _, object_name = _k8s_kind_and_name(resource)
+        if kind in ARGOCD_OBJECTS and (
+            ARGOCD_OBJECTS[kind] is None or object_name in (ARGOCD_OBJECTS[kind] or ())
+        ):
+            return Decision(name, t, "import", _kubernetes_id(resource), "applied by ArgoCD")
+        return create(f"{kind} {object_name!r} is new with this program")
+    if t == OIDC_PROVIDER_TYPE:
+        url = str(resource.plain_inputs["url"]).removeprefix("https://")
+        arn = f"arn:aws:iam::{settings.aws_account}:oidc-provider/{url}"
+        return Decision(name, t, "import", arn, "IAM holds one provider per issuer URL")
+    if t in BUCKET_TYPES:
+        bucket = settings.workspace_bucket
+        return Decision(name, t, "import", bucket, "the workspace bucket exists")
+    if _under(resource, recording, NEW_COMPONENTS):
+        return create("the marker function is new with this program")
+    if t == ROLE_TYPE:
+        if _auto_named(resource):
+            return create(
+                "auto-named in the program: an imported role would be replaced on the first "
+                "up (pulumi/pulumi#12378); a new role is made and the old one is retired "
+                "after the cutover (docs/migration.md)"
+            )
+        role_name = str(resource.plain_inputs["name"])
+        return Decision(name, t, "import", role_name, "the existing role")
+    if t == ROLE_POLICY_TYPE:
+        role = _role_of(resource, recording)
+        if _auto_named(resource) or _auto_named(role):
+            return create("its role or itself is auto-named: made with the new role")
+        ident = f"{role.plain_inputs['name']}:{resource.plain_inputs['name']}"
+        return Decision(name, t, "import", ident, "the existing inline policy")
+    return create("new with this program")
+
+
+def _under(resource: RecordedResource, recording: Recording, types: frozenset[str]) -> bool:
+    by_urn = {r.urn: r for r in recording.resources}
+    parent = by_urn.get(resource.parent_urn)
+    while parent is not None:
+        if parent.type in types:
+            return True
+        parent = by_urn.get(parent.parent_urn)
+    return False
+
+
+def _role_of(policy: RecordedResource, recording: Recording) -> RecordedResource:
+    """The role a RolePolicy's `role` input points at (the mocks' id is `<name>-id`)."""
+    role_ref = str(policy.plain_inputs["role"])
+    for candidate in recording.of_type(ROLE_TYPE):
+        if role_ref in (f"{candidate.name}-id", candidate.plain_inputs.get("name")):
+            return candidate
+    raise KeyError(f"{policy.name}: no role {role_ref!r} in the program")
+
+
+def build_plan(recording: Recording, settings: Settings) -> ImportPlan:
+    plan = ImportPlan(recording.stack)
+    by_urn = {r.urn: r for r in recording.resources}
+    for resource in sorted(recording.resources, key=lambda r: r.name):
+        if resource.custom:
+            plan.decisions.append(_decide(resource, recording, settings))
+
+    imported = {d.resource for d in plan.of("import")}
+    needed_components: list[RecordedResource] = []
+    for resource in recording.resources:
+        if resource.name not in imported:
+            continue
+        parent = by_urn.get(resource.parent_urn)
+        while parent is not None and parent.type != ROOT_STACK_TYPE:
+            if parent not in needed_components:
+                needed_components.append(parent)
+            parent = by_urn.get(parent.parent_urn)
+
+    entries: list[dict[str, Any]] = []
+    for component in sorted(needed_components, key=lambda r: (r.urn.count("$"), r.name)):
+        entry: dict[str, Any] = {"type": component.type, "name": component.name, "component": True}
+        if component.parent_name and component.parent_urn in by_urn:
+            entry["parent"] = component.parent_name
+        entries.append(entry)
+    decisions = {d.resource: d for d in plan.of("import")}
+    for resource in sorted(recording.resources, key=lambda r: r.name):
+        decision = decisions.get(resource.name)
+        if decision is None:
+            continue
+        entry = {"type": resource.type, "name": resource.name, "id": decision.id}
+        if resource.parent_urn in by_urn:
+            entry["parent"] = by_urn[resource.parent_urn].name
+        version = _provider_version(resource.type)
+        if version:
+            entry["version"] = version
+        entries.append(entry)
+    plan.document = {"resources": entries}
+    return plan
+
+
+def engine_urns(document: dict[str, Any], stack: str, project: str) -> dict[str, str]:
+    """Entry name -> the URN `pulumi import` gives it, computed as the engine does.
+
+    pulumi/pulumi `parseImportFile`: a parent is a `nameTable` key or another entry's `name`;
+    the URN is `resource.NewURN(stack, project, parent.QualifiedType(), type, name)`, where the
+    qualified type is the parent's own, `$`-joined (the root stack's type is never included,
+    pkg/resource/deploy/deployment.go `generateURN`).
+    """
+    table: dict[str, str] = dict(document.get("nameTable") or {})
+    urns: dict[str, str] = {}
+    entries = document["resources"]
+    names = [e.get("name") or e.get("logicalName") for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError("import entries must have unique names")
+    pending = list(entries)
+    while pending:
+        progressed = False
+        for entry in list(pending):
+            name = entry.get("name") or entry.get("logicalName")
+            logical = entry.get("logicalName") or name
+            parent = entry.get("parent")
+            parent_type = ""
+            if parent:
+                parent_urn = table.get(parent) or urns.get(parent)
+                if parent_urn is None:
+                    if parent not in names:
+                        raise ValueError(f"the parent {parent!r} of {name!r} has no entry")
+                    continue
+                qualified = parent_urn.split("::")[2]
+                parent_type = "" if qualified == ROOT_STACK_TYPE else qualified
+            qualified_type = f"{parent_type}${entry['type']}" if parent_type else entry["type"]
+            urns[name] = f"urn:pulumi:{stack}::{project}::{qualified_type}::{logical}"
+            pending.remove(entry)
+            progressed = True
+        if not progressed:
+            raise ValueError("import entries have a parent cycle")
+    return urns
+
+
+# The fields `importSpec` decodes (pulumi/pulumi pkg/cmd/pulumi/operations/import.go).
+IMPORT_SPEC_FIELDS = frozenset(
+    {
+        "type",
+        "name",
+        "id",
+        "parent",
+        "provider",
+        "version",
+        "pluginDownloadUrl",
+        "properties",
+        "component",
+        "remote",
+        "logicalName",
+    }
+)
+
+
+def verify(document: dict[str, Any], recording: Recording, settings: Settings) -> list[str]:
+    """Every problem that would make an entry miss the program's resource or be replaced."""
+    from eodh_jupyterhub.stack_config import project_name
+
+    problems: list[str] = []
+    unknown_keys = set(document) - {"resources", "nameTable"}
+    if unknown_keys:
+        problems.append(f"top-level keys pulumi import does not read: {sorted(unknown_keys)}")
+    try:
+        urns = engine_urns(document, recording.stack, project_name())
+    except ValueError as error:
+        return [*problems, str(error)]
+    program = {program_urn(r.urn): r for r in recording.resources}
+    seen: set[str] = set()
+    for entry in document["resources"]:
+        name = entry.get("name") or entry.get("logicalName")
+        unknown = set(entry) - IMPORT_SPEC_FIELDS
+        if unknown:
+            problems.append(f"{name}: fields pulumi import does not read: {sorted(unknown)}")
+        resource = program.get(urns[name])
+        if resource is None:
+            problems.append(
+                f"{name}: {urns[name]} is not a resource of the program (type, name or parent "
+                "differ), so the first up would create the program's own beside it"
+            )
+            continue
+        seen.add(resource.urn)
+        if entry.get("component"):
+            if resource.custom or "id" in entry:
+                problems.append(f"{name}: only component parents may be `component` entries")
+            continue
+        if not resource.custom:
+            problems.append(f"{name}: a component needs `component: true` and no id")
+            continue
+        decision = _decide(resource, recording, settings)
+        if decision.action != "import":
+            problems.append(f"{name}: must not be imported: {decision.why}")
+        elif entry.get("id") != decision.id:
+            problems.append(
+                f"{name}: id {entry.get('id')!r} is not the object the program declares "
+                f"({decision.id!r}); the first up would replace it"
+            )
+    for resource in recording.resources:
+        if resource.custom and resource.urn not in seen:
+            decision = _decide(resource, recording, settings)
+            if decision.action == "import":
+                problems.append(f"{resource.name}: exists before the first up but is not listed")
+    return problems
+
+
+def program_urn(urn: str) -> str:
+    """A recorded URN as the engine writes it: the Python mock monitor puts the root stack's
+    type in front of top-level resources' types; the engine does not."""
+    return urn.replace(f"::{ROOT_STACK_TYPE}$", "::", 1)
+
+
+def render_notes(plan: ImportPlan) -> str:
+    lines = [
+        f"# Adoption plan for stack `{plan.stack}`",
+        "",
+        f"Import with: `pulumi import --stack {plan.stack} --file build/{plan.stack}/import.json "
+        "--generate-code=false --yes` (imports are protected; the first `up` sets each "
+        "resource's protection as the program says).",
+        "",
+        "## Imported (exists before the first up)",
+        "",
+        "| resource | type | import id | why |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| `{d.resource}` | `{d.type}` | `{d.id}` | {d.why} |" for d in plan.of("import")]
+    lines += ["", "## Imported from the live cluster by tools/import_secrets.py", ""]
+    lines += [f"- `{d.resource}` (`{d.type}`): {d.why}" for d in plan.of("secret")]
+    lines += ["", "## Created by the first up (must NOT be imported)", ""]
+    lines += [f"- `{d.resource}` (`{d.type}`): {d.why}" for d in plan.of("create")]
+    return "\n".join(lines) + "\n"
+
+
+def write_plan(stack: str, out_root: Path) -> ImportPlan:
+    from eodh_jupyterhub.offline import run_stack
+    from eodh_jupyterhub.settings import load_settings
+    from eodh_jupyterhub.stack_config import pulumi_config
+
+    settings = load_settings(pulumi_config(stack), stack)
+    recording = run_stack(stack)
+    plan = build_plan(recording, settings)
+    problems = verify(plan.document, recording, settings)
+    if problems:
+        listed = "\n  ".join(problems)
+        raise RuntimeError(f"the import plan does not match the program:\n  {listed}")
+    out = out_root / stack
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "import.json").write_text(json.dumps(plan.document, indent=2) + "\n")
+    (out / "import-plan.md").write_text(render_notes(plan))
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stack")
+    parser.add_argument("--out", type=Path, default=ROOT / "build")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from eodh_jupyterhub.settings import SettingsError
+    from eodh_jupyterhub.stack_config import StackConfigError
+
+    try:
+        plan = write_plan(args.stack, args.out)
+    except (SettingsError, StackConfigError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(render_notes(plan), end="")
+    print(f"-> {args.out / args.stack / 'import.json'} ({len(plan.of('import'))} imports)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
