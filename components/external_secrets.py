@@ -27,6 +27,8 @@ API_VERSION = "external-secrets.io/v1"
 # Secret keys the hub's extra config reads from its environment.
 OAUTH_CLIENT_SECRET_KEY = "OAUTH_CLIENT_SECRET"
 WORKSPACES_CLIENT_SECRET_KEY = "WORKSPACES_CLIENT_SECRET"
+WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
+WAIT_FOR_SYNCED = "condition=Ready"
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,15 @@ class OAuthClientSecrets(pulumi.ComponentResource):
             api_version=API_VERSION,
             kind="ExternalSecret",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=args.target_secret_name, namespace=args.namespace, labels=labels
+                name=args.target_secret_name,
+                namespace=args.namespace,
+                labels=labels,
+                # Pulumi waits for custom resources only when told what "ready" means
+                # (pulumi-kubernetes provider/pkg/metadata/overrides.go, ReadyCondition):
+                # the operator sets the Ready condition True once the Secret is written
+                # (ExternalSecret CRD status.conditions). Everything depending on this
+                # component, the hub release included, then starts only after that.
+                annotations={WAIT_FOR_ANNOTATION: WAIT_FOR_SYNCED},
             ),
             spec={
                 "refreshInterval": args.refresh_interval,
@@ -141,9 +151,10 @@ class OAuthClientSecrets(pulumi.ComponentResource):
                 },
                 "target": {
                     "name": args.target_secret_name,
+                    # The operator owns the Secret: it is removed with the ExternalSecret.
                     "creationPolicy": "Owner",
-                    # Keep the last good values if Secrets Manager is briefly unreachable,
-                    # rather than logging everyone out.
+                    # If a Secrets Manager entry is deleted or renamed, keep the Secret the
+                    # hub runs on (Delete would remove it, and the hub could not restart).
                     "deletionPolicy": "Retain",
                 },
                 "data": [

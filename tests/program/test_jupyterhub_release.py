@@ -37,6 +37,7 @@ def _fixed_inputs(stack: str, files: HubFiles | None = None):
     return hub_values_inputs(
         load_settings(pulumi_config(stack), stack),
         files or HubFiles.read(HUB_DIR),
+        release_namespace="jupyter",
         oauth_secret_name="jupyterhub-oauth",
         oauth_client_secret_key="OAUTH_CLIENT_SECRET",
         workspaces_client_secret_key="WORKSPACES_CLIENT_SECRET",
@@ -65,6 +66,13 @@ def test_release_waits_for_namespace_rbac_and_secrets(recording: Recording) -> N
         children = recording.children_of(recording.named(component))
         assert children and {c.urn for c in children} <= depends, component
     assert recording.named("jupyterhub-templates").urn in depends
+    # The hub reads jupyterhub-oauth at start: the release waits for the ExternalSecret
+    # (which Pulumi awaits until Ready, see test_stacks) and so for the Secret it writes.
+    (external_secret,) = recording.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
+    assert external_secret.urn in depends
+    assert external_secret.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == (
+        "condition=Ready"
+    )
 
 
 def test_values_validate_against_the_chart_schema(recording: Recording) -> None:

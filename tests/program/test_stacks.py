@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jsonschema
 import kubernetes_validate
 import pytest
@@ -88,6 +90,66 @@ def test_external_secret_pulls_both_client_secrets_every_minute(
     assert aws["service"] == "SecretsManager"
     assert aws["region"] == config["aws:region"]
     assert aws["auth"] == {"jwt": {"serviceAccountRef": {"name": "jupyterhub-secrets"}}}
+
+
+def test_external_secret_target_survives_a_missing_remote_entry(recording: Recording) -> None:
+    (external_secret,) = recording.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
+    target = external_secret.inputs["spec"]["target"]
+    # Retain (the CRD's enum: Delete, Merge, Retain): a deleted or renamed Secrets Manager
+    # entry must not remove the Secret the hub needs to start.
+    assert target == {
+        "name": "jupyterhub-oauth",
+        "creationPolicy": "Owner",
+        "deletionPolicy": "Retain",
+    }
+
+
+def test_secrets_service_account_token_is_not_mounted(recording: Recording) -> None:
+    # The operator asks the API server for this account's token (TokenRequest) when the
+    # SecretStore's jwt auth names it; no pod runs as it, so nothing should mount its token.
+    sa = recording.named("oauth-client-secrets-service-account").inputs
+    assert sa["metadata"]["name"] == "jupyterhub-secrets"
+    assert sa["automountServiceAccountToken"] is False
+
+
+def _ready_conditions(annotation: str, condition_types: list[str]) -> list[tuple[str, str]]:
+    """Parse `pulumi.com/waitFor` as pulumi-kubernetes does, refusing what it refuses.
+
+    provider/pkg/metadata/overrides.go (ReadyCondition): a JSON array of expressions or one
+    expression; each needs a "jsonpath=" or "condition=" prefix. await/condition/custom.go
+    (NewCustom): "condition=<Type>" or "condition=<Type>=<Status>", status defaulting to
+    "True". A condition type the CRD's status never reports would wait until the timeout.
+    """
+    try:
+        expressions = json.loads(annotation)
+    except json.JSONDecodeError:
+        expressions = [annotation]
+    if not isinstance(expressions, list) or not expressions:
+        raise ValueError(f"at least one condition must be specified: {annotation!r}")
+    parsed = []
+    for expression in expressions:
+        if not expression.startswith("condition="):
+            raise ValueError(f'expected a "condition=" prefix here, got {expression!r}')
+        kind, _, status = expression.removeprefix("condition=").partition("=")
+        if kind not in condition_types:
+            raise ValueError(f"the CRD reports no condition {kind!r}: {condition_types}")
+        parsed.append((kind, status or "True"))
+    return parsed
+
+
+def test_external_secret_is_awaited_until_ready(recording: Recording) -> None:
+    (external_secret,) = recording.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
+    annotations = external_secret.inputs["metadata"]["annotations"]
+    conditions = external_secrets_schema("ExternalSecret")["properties"]["status"]["properties"][
+        "conditions"
+    ]
+    types = conditions["items"]["properties"]["type"]["enum"]
+    assert _ready_conditions(annotations["pulumi.com/waitFor"], types) == [("Ready", "True")]
+    # The parser refuses what pulumi-kubernetes or the CRD would never satisfy.
+    for wrong in ("Ready", "condition=Synced", "[]"):
+        with pytest.raises(ValueError):
+            _ready_conditions(wrong, types)
+    assert _ready_conditions("condition=Ready=False", types) == [("Ready", "False")]
 
 
 def test_external_secrets_objects_match_the_crd_schemas(recording: Recording) -> None:
