@@ -58,6 +58,16 @@ c.JupyterHub.active_server_limit = 0
 # session whose tokens can no longer be refreshed.
 c.JupyterHub.cookie_max_age_days = 1
 
+# SameSite=Lax on every hub cookie: a cross-site POST (a form on another site posting to
+# /hub/spawn or the API) arrives without the login cookie, while top-level navigation
+# (the OAuth callback from Keycloak) still carries it. JupyterHub 5.3 applies
+# tornado_settings["cookie_options"] in BaseHandler._set_cookie (login, session and
+# OAuth state cookies) and copies it into xsrf_cookie_kwargs for _xsrf (jupyterhub/app.py).
+# The chart already put settings of its own here (slow_spawn_timeout): merge, not replace.
+_eodh_tornado = dict(c.JupyterHub.tornado_settings) if "tornado_settings" in c.JupyterHub else {}
+_eodh_tornado["cookie_options"] = {**_eodh_tornado.get("cookie_options", {}), "samesite": "Lax"}
+c.JupyterHub.tornado_settings = _eodh_tornado
+
 # Long sessions (docs/hub-token-refresh.md): a notebook server renews its workspace token
 # at GET {JUPYTERHUB_API_URL}/eodh/workspace-token with its own API token. The custom
 # scope is held by every user (via the `user` role) and requested for server tokens, so

@@ -8,15 +8,149 @@ Environment read here (set by the Helm release on the hub container):
   KEYCLOAK_ISSUER_URL  realm issuer, e.g. https://dev.eodatahub.org.uk/keycloak/realms/eodhp
   OAUTH_CLIENT_ID      the hub's Keycloak client
   OAUTH_CLIENT_SECRET  its secret (from AWS Secrets Manager via External Secrets)
-  PLATFORM_DOMAIN      where Keycloak sends the browser after logout
+  PLATFORM_DOMAIN      host of the OAuth callback, and where logout ends
 
-Keycloak client settings this relies on: standard flow, redirect URI
-``https://<platform>/notebooks/hub/oauth_callback``, valid post-logout redirect URI
-``https://<platform>/``, and the ``workspaces`` client scope (adds the claim
-EODHAuthenticator copies into ``auth_state["workspaces"]``).
+Keycloak client settings this relies on (docs/keycloak.md has them all, with checks):
+standard flow, redirect URI ``https://<platform>/notebooks/hub/oauth_callback``, valid
+post-logout redirect URI ``https://<platform>/``, and the ``workspaces`` client scope,
+whose claim must be a JSON array of workspace names.
 """
 
+import re
 from urllib.parse import urlencode
+
+import jwt
+from eodh_jpyauth.auth import EODHAuthenticator as _EODHAuthenticatorBase
+from tornado import web
+
+# A workspace becomes the namespace ws-<name> and the volume claim pvc-<name>. A namespace
+# name is an RFC 1123 label of at most 63 characters (a PVC name is a DNS subdomain, up to
+# 253, so the namespace is the binding limit): 63 - len("ws-") = 60. eodh-jpyauth passes
+# the name through KubeSpawner's safe_slug (kubespawner 7.1 slugs.py), which keeps a name
+# only if it starts with a lower-case letter, has no '--' and fits 63 characters, and
+# otherwise rewrites it into '<stripped>---<hash>'. Names are refused rather than rewritten:
+# a rewritten name would no longer be the workspace's own namespace and volume.
+EODH_WORKSPACE_NAME_MAX_LENGTH = 60
+_EODH_WORKSPACE_NAME = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
+
+
+def eodh_workspace_name_problem(name) -> str | None:
+    """Why ``name`` cannot be a workspace here, or None when it can."""
+    if not isinstance(name, str):
+        return "a workspace name must be a string"
+    if not name:
+        return "the name is empty"
+    if len(name) > EODH_WORKSPACE_NAME_MAX_LENGTH:
+        return (
+            f"the name is longer than {EODH_WORKSPACE_NAME_MAX_LENGTH} characters, so its "
+            "namespace ws-<name> would exceed Kubernetes' 63"
+        )
+    if not _EODH_WORKSPACE_NAME.fullmatch(name):
+        return (
+            "a name may hold only lower-case letters, digits and '-', and must start with "
+            "a letter and end with a letter or digit"
+        )
+    if "--" in name:
+        return "a name may not contain '--' (KubeSpawner would replace it with a hashed name)"
+    return None
+
+
+def _eodh_json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a JSON boolean"
+    if isinstance(value, int | float):
+        return "a JSON number"
+    if isinstance(value, str):
+        return "a JSON string"
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON array"
+    return type(value).__name__
+
+
+class WorkspaceClaimError(web.HTTPError):
+    """The login token's ``workspaces`` claim has the wrong shape; str() is the message."""
+
+    def __init__(self, message: str):
+        super().__init__(403, "%s", message)
+        self.message = message
+
+    def __str__(self):
+        return self.message
+
+
+def eodh_workspaces_claim(claims) -> tuple[list[str], list[dict[str, str]]]:
+    """(usable workspace names sorted, [{"name", "problem"}] for unusable ones).
+
+    The claim must be a JSON array of strings. Anything else is refused whole: a string
+    would otherwise be iterated into one-letter workspaces (eodh-jpyauth sorts the claim),
+    an object into its keys. No claim at all means no workspaces.
+    """
+    if "workspaces" not in claims:
+        return [], []
+    raw = claims["workspaces"]
+    advice = (
+        " Your login cannot be used for notebooks until the platform administrators fix "
+        "the realm's workspaces mapper."
+    )
+    if not isinstance(raw, list):
+        raise WorkspaceClaimError(
+            f"The login service sent the 'workspaces' claim as {_eodh_json_type(raw)}; "
+            "it must be a JSON array of workspace names." + advice
+        )
+    for item in raw:
+        if not isinstance(item, str):
+            raise WorkspaceClaimError(
+                f"The login service's 'workspaces' claim holds {_eodh_json_type(item)}; "
+                "every entry must be a workspace name (a JSON string)." + advice
+            )
+    usable, unusable = set(), {}
+    for name in raw:
+        problem = eodh_workspace_name_problem(name)
+        if problem:
+            unusable[name] = problem
+        else:
+            usable.add(name)
+    return sorted(usable), [{"name": n, "problem": p} for n, p in sorted(unusable.items())]
+
+
+def eodh_token_claims(token) -> dict:
+    """A Keycloak JWT's claims, unverified: only read to decide what to offer or refuse.
+
+    The token came straight from Keycloak over TLS; Keycloak and AWS STS verify it wherever
+    it grants anything.
+    """
+    try:
+        claims = jwt.decode(token or "", options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+class EODHWorkspaceAuthenticator(_EODHAuthenticatorBase):
+    """EODHAuthenticator that refuses a malformed workspaces claim and unusable names.
+
+    Runs at login and at every refresh (JupyterHub's, and the pre-spawn refresh), so the
+    auth state's ``workspaces`` only ever holds names that map to their own namespace.
+    """
+
+    def build_auth_state_dict(self, token_info, user_info):
+        usable, unusable = eodh_workspaces_claim(eodh_token_claims(token_info.get("access_token")))
+        auth_state = super().build_auth_state_dict(token_info, user_info)
+        auth_state["workspaces"] = usable
+        auth_state["unusable_workspaces"] = unusable
+        for item in unusable:
+            self.log.warning(
+                "Workspace %r of %s cannot be used: %s",
+                item["name"],
+                user_info.get(self.username_claim),
+                item["problem"],
+            )
+        return auth_state
+
 
 _eodh_auth_env = eodh_require_env(
     "KEYCLOAK_ISSUER_URL", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "PLATFORM_DOMAIN"
@@ -24,7 +158,7 @@ _eodh_auth_env = eodh_require_env(
 EODH_KEYCLOAK_ISSUER = _eodh_auth_env["KEYCLOAK_ISSUER_URL"].rstrip("/")
 EODH_OIDC_ENDPOINT = f"{EODH_KEYCLOAK_ISSUER}/protocol/openid-connect"
 
-c.JupyterHub.authenticator_class = "eodh_jpyauth.auth.EODHAuthenticator"
+c.JupyterHub.authenticator_class = EODHWorkspaceAuthenticator
 
 c.EODHAuthenticator.login_service = "EO DataHub"
 c.EODHAuthenticator.client_id = _eodh_auth_env["OAUTH_CLIENT_ID"]
@@ -34,8 +168,20 @@ c.EODHAuthenticator.token_url = f"{EODH_OIDC_ENDPOINT}/token"
 c.EODHAuthenticator.userdata_url = f"{EODH_OIDC_ENDPOINT}/userinfo"
 c.EODHAuthenticator.scope = ["openid", "workspaces"]
 c.EODHAuthenticator.username_claim = "preferred_username"
-# The callback URL is left to OAuthenticator, which derives it from the request host and
-# the hub's base URL, so it follows the chart's hub.baseUrl instead of repeating it.
+# Fixed, not guessed: left unset, OAuthenticator derives it from the request's Host header,
+# so a request with a forged Host would send Keycloak (and the code) elsewhere. The path
+# follows the chart's hub.baseUrl, which the chart's jupyterhub_config.py has already put
+# into c.JupyterHub.base_url before this file runs.
+_eodh_base_url = (c.JupyterHub.base_url if "base_url" in c.JupyterHub else "/").strip("/")
+EODH_OAUTH_CALLBACK_URL = (
+    "/".join(
+        part
+        for part in (f"https://{_eodh_auth_env['PLATFORM_DOMAIN']}", _eodh_base_url, "hub")
+        if part
+    )
+    + "/oauth_callback"
+)
+c.EODHAuthenticator.oauth_callback_url = EODH_OAUTH_CALLBACK_URL
 
 # Anyone the realm lets log in may use the hub; what they can reach is decided per
 # workspace by the workspaces claim and the workspace-scoped token.

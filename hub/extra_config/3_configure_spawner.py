@@ -2,9 +2,10 @@
 """Workspace spawning: options form, workspace check, token exchange, token renewal.
 
 Runs after 1_configure_jupyterhub.py and 2_configure_authenticator.py in the chart's
-jupyterhub_config.py namespace (``c`` and ``eodh_require_env`` already exist there;
-never call ``get_config()``). Profiles are not defined here: they come from the chart's
-``singleuser.profileList`` (KubeSpawner ``profile_list``).
+jupyterhub_config.py namespace (``c``, ``eodh_require_env`` and file 2's workspace-name
+and claim helpers already exist there; never call ``get_config()``). Profiles are not
+defined here: they come from the chart's ``singleuser.profileList`` (KubeSpawner
+``profile_list``).
 
 Environment read here (set by the Helm release on the hub container):
   KEYCLOAK_ISSUER_URL          realm issuer; the token endpoint is derived from it
@@ -206,6 +207,7 @@ async def exchange_workspace_token(
     access_token = payload.get("access_token") if isinstance(payload, dict) else None
     if not isinstance(access_token, str) or not access_token:
         raise WorkspaceTokenError("the login service's answer holds no access token")
+    _check_workspace_token(access_token, workspace, params["client_id"])
 
     expires_in = payload.get("expires_in")
     if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
@@ -215,6 +217,31 @@ async def exchange_workspace_token(
     if expires_at is None:
         raise WorkspaceTokenError("the login service's token has no expiry")
     return {"access_token": access_token, "expires_at": int(expires_at), "workspace": workspace}
+
+
+def _check_workspace_token(access_token: str, workspace: str, client_id: str) -> None:
+    """Refuse a token AWS would refuse, while the user can still be told why.
+
+    Keycloak 24's legacy exchange silently drops a requested scope the realm does not
+    allow (DefaultTokenExchangeProvider filters the scope list; docs/keycloak.md), which
+    would give a token without the workspace's session tag. The role's trust policy
+    compares <provider>:aud with the token's azp, which Keycloak sets to the exchanging
+    client, and requires exactly one workspace tag.
+    """
+    claims = eodh_token_claims(access_token)
+    tags = claims.get("https://aws.amazon.com/tags")
+    principal_tags = tags.get("principal_tags") if isinstance(tags, dict) else None
+    tagged = principal_tags.get("workspace") if isinstance(principal_tags, dict) else None
+    if tagged != [workspace]:
+        raise WorkspaceTokenError(
+            f"the login service's token carries no session tag for workspace '{workspace}' "
+            "(the realm did not grant the workspace scope)"
+        )
+    if claims.get("azp") != client_id:
+        raise WorkspaceTokenError(
+            "the login service's token was not issued to the workspaces client, so AWS "
+            "would refuse it"
+        )
 
 
 async def eodh_fresh_auth_state(authenticator, user, min_ttl=None) -> dict:
@@ -241,6 +268,8 @@ async def eodh_fresh_auth_state(authenticator, user, min_ttl=None) -> dict:
         token_info["refresh_token"] = token_info.get("refresh_token") or refresh_token
         user_info = await authenticator.token_to_user(token_info)
         new_state = await maybe_future(authenticator.build_auth_state_dict(token_info, user_info))
+    except WorkspaceClaimError:
+        raise
     except Exception as e:
         authenticator.log.warning("Refreshing tokens for %s failed: %s", user.name, e)
         raise WorkspaceTokenError(
@@ -251,16 +280,25 @@ async def eodh_fresh_auth_state(authenticator, user, min_ttl=None) -> dict:
 
 
 def eodh_check_workspace(workspace, auth_state) -> str:
-    """Refuse any workspace the login session does not list for this user."""
-    workspaces = (auth_state or {}).get("workspaces") or []
+    """Refuse an unusable name, and any workspace the login token does not list.
+
+    Membership is read from the access token's own claim, checked again here, rather than
+    from the stored list: an auth state saved before the claim was checked may hold a
+    string claim split into letters.
+    """
+    token_claims = eodh_token_claims((auth_state or {}).get("access_token"))
+    workspaces, _ = eodh_workspaces_claim(token_claims)
     if not workspaces:
         raise SpawnRefused(
             403,
             "Your account is not a member of any workspace, and a notebook server runs "
             "inside one. Join or create a workspace, then log out and log in again.",
         )
-    if not workspace:
+    if workspace is None or workspace == "":
         raise SpawnRefused(400, "Choose a workspace to start your server in.")
+    problem = eodh_workspace_name_problem(workspace)
+    if problem:
+        raise SpawnRefused(400, f"Workspace '{workspace}' cannot be used: {problem}.")
     if workspace not in workspaces:
         raise SpawnRefused(
             403,
@@ -411,6 +449,12 @@ class WorkspaceTokenHandler(APIHandler):
         workspace = spawner.workspace or (spawner.user_options or {}).get("workspace")
         if not workspace:
             raise web.HTTPError(409, "That server was not started in a workspace.")
+        # A server only ever gets its own workspace's token, whatever it asks for.
+        asked = self.get_argument("workspace", None)
+        if asked is not None and asked != workspace:
+            raise web.HTTPError(
+                400, "A server's workspace token is always for the workspace it runs in."
+            )
 
         try:
             token = await eodh_workspace_token(user, self.authenticator, workspace)
@@ -434,6 +478,10 @@ c.KubeSpawner.enable_user_namespaces = True
 c.KubeSpawner.user_namespace_template = "ws-{workspace}"
 c.KubeSpawner.pvc_name_template = "pvc-{workspace}"
 c.KubeSpawner.pod_name_template = "jupyter-{username}"
+# KubeSpawner 7.1 defaults delete_pvc to True: deleting a hub user (or a named server) then
+# deletes pvc_name, and pvc-{workspace} is the whole workspace's shared volume. No hub
+# action may delete workspace data; volumes go when the workspace does (workspace services).
+c.KubeSpawner.delete_pvc = False
 c.KubeSpawner.options_form = eodh_options_form
 c.KubeSpawner.options_from_form = eodh_options_from_form
 c.KubeSpawner.pre_spawn_hook = eodh_pre_spawn_hook

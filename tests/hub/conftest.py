@@ -75,14 +75,27 @@ def keycloak() -> Iterator[FakeKeycloak]:
     kc.stop()
 
 
+_KNOBS = (
+    "exchange_override",
+    "login_as",
+    "user_token_lifetime",
+    "hub_default_scopes",
+    "workspaces_client_scopes",
+    "user_token_audience",
+)
+
+
 @pytest.fixture
 def kc(keycloak: FakeKeycloak) -> Iterator[FakeKeycloak]:
-    """The session's fake Keycloak, with per-test knobs reset afterwards."""
+    """The session's fake Keycloak, with per-test knobs and users reset afterwards."""
     keycloak.requests.clear()
+    saved = {name: getattr(keycloak, name) for name in _KNOBS}
+    users = {name: list(ws) for name, ws in USERS.items()}
     yield keycloak
-    keycloak.exchange_override = None
-    keycloak.login_as = "alice"
-    keycloak.user_token_lifetime = 300
+    for name, value in saved.items():
+        setattr(keycloak, name, value)
+    keycloak.users.clear()
+    keycloak.users.update(users)
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +160,7 @@ def make_spawner(hub_ns, kubeconfig, kc, run):
     """Build the configured spawner class for a user logged in at the fake Keycloak."""
     c = hub_ns["c"]
     spawner_class = import_item(c.JupyterHub.spawner_class)
-    authenticator = import_item(c.JupyterHub.authenticator_class)(config=c)
+    authenticator = c.JupyterHub.authenticator_class(config=c)
 
     def make(username: str, auth_state: dict[str, Any] | str | None = "login", **traits):
         if auth_state == "login":
@@ -178,6 +191,9 @@ def real_hub(keycloak, kubeconfig, tmp_path_factory):
         profiles=PROFILES,
         kubeconfig=kubeconfig,
     )
+    # The hub client's one registered redirect URI (this hub has no ingress; see
+    # hub_test_overrides.py): the fake refuses any other, as Keycloak does.
+    keycloak.redirect_uri = f"{hub.url}/hub/oauth_callback"
     hub.start()
     yield hub
     hub.stop()

@@ -2,9 +2,29 @@
 
 It speaks just enough OIDC for OAuthenticator's code flow (auth, token, userinfo,
 logout), the refresh grant, and RFC 8693 token exchange, and it *checks* what it is
-sent the way Keycloak would: client credentials, grant type, subject token (signature
-and expiry), token types and the requested workspace. Every token request is recorded
-for assertions. Tokens are HS256 JWTs signed with an obviously fake key.
+sent the way Keycloak 24 (the platform's version, run with ``--features=token-exchange``,
+i.e. the legacy v1 exchange) does. The rules and where they come from:
+
+* authorization endpoint: ``redirect_uri`` must be the client's registered one, and every
+  requested scope other than ``openid`` must be one of the client's scopes, else
+  ``invalid_scope`` (AuthorizationEndpointChecker.checkValidScope);
+* exchange (DefaultTokenExchangeProvider.tokenExchange / exchangeClientToClient): client
+  credentials; a ``subject_token_type`` other than access token is ``invalid_token``;
+  the subject token must verify; with no ``audience`` parameter a confidential client
+  that is not the subject token's holder (``azp``) must be in its ``aud``, else 403
+  ``access_denied`` "Client is not within the token audience"; the requested scopes are
+  *silently filtered* (dynamic scopes: by the part before ':') to those in the subject
+  token's ``scope`` and among the exchanging client's scopes; the issued token's ``azp``
+  is the exchanging client.
+* modelled on the platform, not on Keycloak itself: the ``workspace:<name>`` scope maps
+  the user's *current* membership (an exact entry of their workspaces list) to the
+  ``workspace`` claim and the AWS session tag; a workspace the user is not a member of
+  is ``invalid_scope``.
+
+``aud`` is a string when there is one audience and a list otherwise, as Keycloak
+serialises it. Every token request is recorded, and every token issued is kept in
+``issued`` (so tests can look for them where they must not be). Tokens are HS256 JWTs
+signed with an obviously fake key (Keycloak signs RS256; the hub never verifies them).
 """
 
 from __future__ import annotations
@@ -25,6 +45,7 @@ import jwt
 SIGNING_KEY = "fake-keycloak-signing-key-for-tests-only"
 EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+REFRESH_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:refresh_token"
 REALM_PATH = "/realms/eodhp"
 OIDC_PATH = f"{REALM_PATH}/protocol/openid-connect"
 
@@ -35,7 +56,19 @@ class FakeKeycloak:
     hub_client_secret: str
     workspaces_client_id: str
     workspaces_client_secret: str
-    users: dict[str, list[str]] = field(default_factory=dict)
+    # The workspaces claim as the realm's mapper emits it: normally a list of names, but
+    # any JSON value can be put here to play a misconfigured mapper.
+    users: dict[str, Any] = field(default_factory=dict)
+    # Client scopes of the hub client (default or optional): what /auth accepts, and the
+    # defaults every user token's `scope` carries. `workspace` is the dynamic scope the
+    # exchange's workspace:<name> is filtered against (docs/keycloak.md).
+    hub_client_scopes: tuple[str, ...] = ("profile", "email", "workspaces", "workspace")
+    hub_default_scopes: tuple[str, ...] = ("profile", "email", "workspace")
+    workspaces_client_scopes: tuple[str, ...] = ("profile", "email", "workspace")
+    # Who a user token is for besides the hub (an Audience mapper on the hub client).
+    # None: the workspaces client and "account" (see __post_init__).
+    user_token_audience: tuple[str, ...] | None = None
+    redirect_uri: str | None = None
     # Who the authorize endpoint logs in (there is no login form).
     login_as: str = "alice"
     user_token_lifetime: int = 300
@@ -44,9 +77,14 @@ class FakeKeycloak:
     exchange_override: Any = None
     timeout_sleep: float = 3.0
     requests: list[dict[str, Any]] = field(default_factory=list)
-    _codes: dict[str, str] = field(default_factory=dict)
+    issued: list[str] = field(default_factory=list)
+    _codes: dict[str, tuple[str, str]] = field(default_factory=dict)
     _refresh_tokens: dict[str, str] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
+
+    def __post_init__(self) -> None:
+        if self.user_token_audience is None:
+            self.user_token_audience = (self.workspaces_client_id, "account")
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> FakeKeycloak:
@@ -71,52 +109,112 @@ class FakeKeycloak:
         return self.base_url + REALM_PATH
 
     # -- tokens ----------------------------------------------------------------------
-    def user_token(self, username: str, lifetime: int | None = None) -> str:
+    def _sign(self, claims: dict[str, Any]) -> str:
+        token = jwt.encode(claims, SIGNING_KEY, algorithm="HS256")
+        self.issued.append(token)
+        return token
+
+    def user_scope(self, requested: str = "openid workspaces") -> str:
+        scopes = [*requested.split(), *self.hub_default_scopes]
+        return " ".join(dict.fromkeys(scopes))
+
+    def user_token(
+        self, username: str, lifetime: int | None = None, scope: str | None = None
+    ) -> str:
         now = int(time.time())
         claims = {
             "iss": self.issuer,
             "sub": f"sub-{username}",
+            "typ": "Bearer",
             "azp": self.hub_client_id,
+            "aud": _aud([a for a in self.user_token_audience or () if a != self.hub_client_id]),
+            "scope": scope if scope is not None else self.user_scope(),
             "preferred_username": username,
-            "workspaces": self.users[username],
             "iat": now,
             "exp": now + (self.user_token_lifetime if lifetime is None else lifetime),
             "jti": secrets.token_hex(8),
         }
-        return jwt.encode(claims, SIGNING_KEY, algorithm="HS256")
+        if claims["aud"] is None:
+            del claims["aud"]
+        if self.users.get(username, _NO_CLAIM) is not _NO_CLAIM:
+            claims["workspaces"] = self.users[username]
+        return self._sign(claims)
 
-    def workspace_token(self, subject: dict[str, Any], workspace: str) -> str:
+    def refresh_token(self, username: str, scope: str) -> str:
+        """Keycloak's refresh tokens are JWTs too (typ Refresh, signed HS512 there)."""
         now = int(time.time())
-        claims = {
+        return self._sign(
+            {
+                "iss": self.issuer,
+                "aud": self.issuer,
+                "sub": f"sub-{username}",
+                "typ": "Refresh",
+                "azp": self.hub_client_id,
+                "scope": scope,
+                "iat": now,
+                "exp": now + 1800,
+                "jti": secrets.token_hex(8),
+            }
+        )
+
+    def workspace_token(
+        self, subject: dict[str, Any], scopes: list[str], workspace: str | None
+    ) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject["sub"],
-            "aud": self.workspaces_client_id,
+            "typ": "Bearer",
+            # issuedFor(client): the exchanging client (DefaultTokenExchangeProvider).
+            "azp": self.workspaces_client_id,
+            "aud": "account",
+            "scope": " ".join(scopes),
             "preferred_username": subject["preferred_username"],
-            "workspace": workspace,
-            "https://aws.amazon.com/tags": {"principal_tags": {"workspace": [workspace]}},
             "iat": now,
             "exp": now + self.workspace_token_lifetime,
             "jti": secrets.token_hex(8),
         }
-        return jwt.encode(claims, SIGNING_KEY, algorithm="HS256")
+        if workspace is not None:
+            claims["workspace"] = workspace
+            claims["https://aws.amazon.com/tags"] = {"principal_tags": {"workspace": [workspace]}}
+        return self._sign(claims)
 
     def decode(self, token: str) -> dict[str, Any]:
         """Verify like Keycloak: our signature, not expired."""
         return jwt.decode(token, SIGNING_KEY, algorithms=["HS256"], options={"verify_aud": False})
 
-    def issue_user_tokens(self, username: str) -> dict[str, Any]:
-        refresh = secrets.token_urlsafe(16)
+    def issue_user_tokens(self, username: str, requested: str = "openid workspaces") -> dict:
+        scope = self.user_scope(requested)
+        refresh = self.refresh_token(username, scope)
         self._refresh_tokens[refresh] = username
         return {
-            "access_token": self.user_token(username),
+            "access_token": self.user_token(username, scope=scope),
             "refresh_token": refresh,
             "expires_in": self.user_token_lifetime,
+            "refresh_expires_in": 1800,
             "token_type": "Bearer",
-            "scope": "openid workspaces",
+            "scope": scope,
         }
 
     def grants(self, grant_type: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["form"].get("grant_type") == grant_type]
+
+
+_NO_CLAIM = object()
+
+
+def _aud(audiences: list[str]) -> str | list[str] | None:
+    """Keycloak writes a single audience as a string, several as a list."""
+    if not audiences:
+        return None
+    return audiences[0] if len(audiences) == 1 else list(audiences)
+
+
+def _audiences(claims: dict[str, Any]) -> list[str]:
+    aud = claims.get("aud")
+    if aud is None:
+        return []
+    return [aud] if isinstance(aud, str) else list(aud)
 
 
 def _client(handler: BaseHTTPRequestHandler, form: dict[str, str]) -> tuple[str, str]:
@@ -147,13 +245,24 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == f"{OIDC_PATH}/auth":
             if query.get("client_id") != self.kc.hub_client_id:
                 return self._json(400, {"error": "invalid_client"})
-            code = secrets.token_urlsafe(12)
-            self.kc._codes[code] = self.kc.login_as
-            target = (
-                query["redirect_uri"]
-                + "?"
-                + urlencode({"code": code, "state": query.get("state", "")})
-            )
+            redirect_uri = query.get("redirect_uri", "")
+            if self.kc.redirect_uri is not None and redirect_uri != self.kc.redirect_uri:
+                # Keycloak shows an error page and never redirects to an unknown URI.
+                return self._json(400, {"error": "invalid_redirect_uri"})
+            requested = query.get("scope", "")
+            unknown = [
+                s for s in requested.split() if s != "openid" and s not in self.kc.hub_client_scopes
+            ]
+            if unknown:
+                params = {
+                    "error": "invalid_scope",
+                    "error_description": "Invalid scopes: " + requested,
+                }
+            else:
+                code = secrets.token_urlsafe(12)
+                self.kc._codes[code] = (self.kc.login_as, requested)
+                params = {"code": code}
+            target = redirect_uri + "?" + urlencode({**params, "state": query.get("state", "")})
             self.send_response(302)
             self.send_header("Location", target)
             self.end_headers()
@@ -188,15 +297,17 @@ class _Handler(BaseHTTPRequestHandler):
         if (client_id, client_secret) != (self.kc.hub_client_id, self.kc.hub_client_secret):
             return self._json(401, {"error": "unauthorized_client"})
         if grant == "authorization_code":
-            username = self.kc._codes.pop(form.get("code", ""), None)
-            if username is None:
+            login = self.kc._codes.pop(form.get("code", ""), None)
+            if login is None:
                 return self._json(400, {"error": "invalid_grant"})
-            return self._json(200, self.kc.issue_user_tokens(username))
+            return self._json(200, self.kc.issue_user_tokens(*login))
         if grant == "refresh_token":
-            username = self.kc._refresh_tokens.get(form.get("refresh_token", ""))
+            refresh = form.get("refresh_token", "")
+            username = self.kc._refresh_tokens.get(refresh)
             if username is None:
                 return self._json(400, {"error": "invalid_grant"})
-            return self._json(200, self.kc.issue_user_tokens(username))
+            scope = self.kc.decode(refresh).get("scope", "openid")
+            return self._json(200, self.kc.issue_user_tokens(username, scope))
         return self._json(400, {"error": "unsupported_grant_type"})
 
     def _exchange(self, form, client_id, client_secret):
@@ -217,31 +328,82 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if isinstance(override, tuple):
             return self._json(*override)
-        if (client_id, client_secret) != (
-            self.kc.workspaces_client_id,
-            self.kc.workspaces_client_secret,
-        ):
+        kc = self.kc
+        if (client_id, client_secret) != (kc.workspaces_client_id, kc.workspaces_client_secret):
             return self._json(
-                401, {"error": "unauthorized_client", "error_description": "Invalid client"}
+                401,
+                {
+                    "error": "unauthorized_client",
+                    "error_description": "Invalid client or Invalid client credentials",
+                },
             )
-        if form.get("subject_token_type") != ACCESS_TOKEN_TYPE:
-            return self._json(400, {"error": "invalid_request"})
+        subject_token_type = form.get("subject_token_type")
+        if subject_token_type is not None and subject_token_type != ACCESS_TOKEN_TYPE:
+            return self._json(
+                400,
+                {
+                    "error": "invalid_token",
+                    "error_description": "Invalid token type, must be access token",
+                },
+            )
         try:
-            subject = self.kc.decode(form.get("subject_token", ""))
+            subject = kc.decode(form.get("subject_token", ""))
+            if subject.get("typ") != "Bearer":
+                raise jwt.InvalidTokenError("not an access token")
         except jwt.PyJWTError:
             return self._json(400, {"error": "invalid_token", "error_description": "Invalid token"})
-        scope = form.get("scope", "")
-        workspace = scope.removeprefix("workspace:") if scope.startswith("workspace:") else ""
-        if not workspace or workspace not in subject.get("workspaces", []):
+        requested_type = form.get("requested_token_type") or REFRESH_TOKEN_TYPE
+        if requested_type not in (ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE):
             return self._json(
-                400, {"error": "invalid_scope", "error_description": "Invalid scopes: " + scope}
+                400,
+                {
+                    "error": "invalid_request",
+                    "error_description": "requested_token_type unsupported",
+                },
             )
+        if "audience" in form:
+            # Exchanging to another client needs a token-exchange permission on it; the hub
+            # never asks for one, so the fake does not model that path.
+            return self._json(
+                403,
+                {"error": "access_denied", "error_description": "Client not allowed to exchange"},
+            )
+        if subject.get("azp") != client_id and client_id not in _audiences(subject):
+            return self._json(
+                403,
+                {
+                    "error": "access_denied",
+                    "error_description": "Client is not within the token audience",
+                },
+            )
+        subject_scopes = {s.split(":")[0] for s in subject.get("scope", "").split()}
+        if "scope" in form:
+            scopes = [s for s in form["scope"].split() if s.split(":")[0] in subject_scopes]
+        else:
+            scopes = subject.get("scope", "").split()
+        # Silently dropped, not refused: Keycloak 24's legacy exchange filters the list.
+        scopes = [
+            s for s in scopes if s == "openid" or s.split(":")[0] in kc.workspaces_client_scopes
+        ]
+        workspaces = [s.removeprefix("workspace:") for s in scopes if s.startswith("workspace:")]
+        current = kc.users.get(subject["preferred_username"])
+        for workspace in workspaces:
+            if not isinstance(current, list) or workspace not in current:
+                return self._json(
+                    400,
+                    {
+                        "error": "invalid_scope",
+                        "error_description": "Invalid scopes: " + form.get("scope", ""),
+                    },
+                )
+        workspace = workspaces[0] if len(workspaces) == 1 else None
         return self._json(
             200,
             {
-                "access_token": self.kc.workspace_token(subject, workspace),
-                "expires_in": self.kc.workspace_token_lifetime,
+                "access_token": kc.workspace_token(subject, scopes, workspace),
+                "expires_in": kc.workspace_token_lifetime,
                 "token_type": "Bearer",
                 "issued_token_type": ACCESS_TOKEN_TYPE,
+                "scope": " ".join(scopes),
             },
         )

@@ -1,9 +1,12 @@
 """Test-only extra config, exec'd after hub/extra_config/* in the real hub under test.
 
-Only two things differ from production: templates are read from the repository, and the
-spawner stops at the single point where it would talk to Kubernetes. Everything before
-that (user options, profile overrides, the pre-spawn hook and its token exchange, the
-pod and PVC manifests with their names and environment) is the production code path.
+Only three things differ from production: templates are read from the repository; the
+OAuth callback is this hub's 127.0.0.1 address (no ingress or TLS here; the production
+value is checked first); and the spawner talks to a recording stand-in for the
+Kubernetes API instead of a cluster. Everything else (user options, profile overrides,
+the pre-spawn hook and its token exchange, the pod and PVC manifests, KubeSpawner's own
+stop and delete_forever) is the production code path. ``start`` records the manifests
+without creating them, since nothing would run the pod.
 """
 # ruff: noqa: F821 - `c` comes from the config namespace
 
@@ -12,12 +15,58 @@ import os
 from pathlib import Path
 
 from eodh_jpyauth.spawners import KubeSpawner as _EODHKubeSpawner
+from kubernetes_asyncio.client.rest import ApiException
+
+
+class _RecordingCoreV1Api:
+    """KubeSpawner's CoreV1Api client, answering like an empty cluster and recording calls.
+
+    Every call KubeSpawner makes goes through ``self.api`` (kubespawner 7.1 spawner.py:
+    create/read/delete_namespaced_*); each is appended to k8s-api.jsonl for the tests.
+    """
+
+    def __init__(self, spawner):
+        self._spawner = spawner
+
+    def __getattr__(self, method):
+        async def call(*args, **kwargs):
+            entry = {
+                "user": self._spawner.user.name,
+                "method": method,
+                "name": kwargs.get("name"),
+                "namespace": kwargs.get("namespace"),
+            }
+            path = Path(os.environ["EODH_TEST_RECORD_DIR"]) / "k8s-api.jsonl"
+            with path.open("a") as f:
+                f.write(json.dumps(entry) + "\n")
+            if method.startswith("read_"):
+                raise ApiException(status=404, reason="Not Found")
+            return {}
+
+        return call
+
+
+class _NoPods:
+    def __init__(self):
+        self.pods = {}
 
 
 class RecordingKubeSpawner(_EODHKubeSpawner):
     """Records the namespace, PVC and pod it would create, then points at a stub server."""
 
     _recording_running = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.api = _RecordingCoreV1Api(self)
+
+    # The pod reflector lists and watches the cluster; here the cluster is empty.
+    async def _start_watching_pods(self, replace=False):
+        return None
+
+    @property
+    def pod_reflector(self):
+        return _NoPods()
 
     async def start(self):
         await self.load_user_options()
@@ -44,6 +93,8 @@ class RecordingKubeSpawner(_EODHKubeSpawner):
         return None if self._recording_running else 0
 
     async def stop(self, now=False):
+        # KubeSpawner's own stop: deletes the pod through self.api, then waits for it.
+        await super().stop(now=now)
         self._recording_running = False
 
     async def progress(self):
@@ -52,5 +103,13 @@ class RecordingKubeSpawner(_EODHKubeSpawner):
 
 c.JupyterHub.spawner_class = RecordingKubeSpawner
 c.JupyterHub.template_paths = [os.environ["EODH_TEST_TEMPLATES"]]
+
+_production_callback = f"https://{os.environ['PLATFORM_DOMAIN']}/notebooks/hub/oauth_callback"
+if c.EODHAuthenticator.oauth_callback_url != _production_callback:
+    raise RuntimeError(
+        f"extra config sets oauth_callback_url {c.EODHAuthenticator.oauth_callback_url!r}, "
+        f"expected {_production_callback!r}"
+    )
+c.EODHAuthenticator.oauth_callback_url = os.environ["EODH_TEST_HUB_URL"] + "/hub/oauth_callback"
 c.KubeSpawner.http_timeout = 15
 c.KubeSpawner.start_timeout = 30

@@ -61,6 +61,8 @@ from tests.support.hub_config import exec_extra_config, make_values_getter
 get_config = make_values_getter({{"hub": {{"baseUrl": "/notebooks"}}}})
 
 c.JupyterHub.base_url = "/notebooks/"
+# As the chart does with debug.enabled: the log tests want everything the hub can say.
+c.JupyterHub.log_level = "DEBUG"
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = {proxy_port}
 c.JupyterHub.hub_ip = "127.0.0.1"
@@ -123,6 +125,7 @@ class RealHub:
             EODH_TEST_RECORD_DIR=str(self.record_dir),
             EODH_TEST_TEMPLATES=str(TEMPLATES_DIR),
             EODH_TEST_NOTEBOOK_URL=self.notebook_url,
+            EODH_TEST_HUB_URL=self.url,
         )
         env.update(self.env_overrides)
         for name, value in list(self.env_overrides.items()):
@@ -222,6 +225,13 @@ class RealHub:
         response = session.get(f"{self.url}/hub/oauth_login", timeout=30)
         response.raise_for_status()
         return session
+
+    def k8s_calls(self) -> list[dict[str, Any]]:
+        """Every Kubernetes API call the hub's spawners made, in order."""
+        path = self.record_dir / "k8s-api.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
 
     def record(self, username: str) -> dict[str, Any] | None:
         path = self.record_dir / f"{username}.json"
