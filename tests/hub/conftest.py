@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,22 @@ from traitlets import import_item
 from tests.hub.fake_keycloak import FakeKeycloak
 from tests.support.hub_config import load_hub_config, release_env
 
+# Strings that break out of HTML text and attributes if anything prints them unescaped;
+# each sets window.__eodh_xss when it runs, which the browser tests look for.
+HOSTILE_SCRIPT = "<script>window.__eodh_xss='script'</script>"
+HOSTILE_ATTRIBUTE = '"><img src=x onerror="window.__eodh_xss=\'img\'">'
+
 USERS = {
     "alice": ["alpha", "beta"],
     "bob": [],
     "carol": ["gamma"],
     "dave": ["delta", "epsilon"],
+    # Real hub only: one user per destructive scenario, so tests share one hub.
+    "erin": ["zeta"],
+    "frank": ["eta"],
+    "mallory": ["theta", HOSTILE_SCRIPT, HOSTILE_ATTRIBUTE],
+    # A misconfigured mapper: one string instead of an array.
+    "stringy": "alpha",
 }
 
 # The shape of the chart's singleuser.profileList (KubeSpawner profile_list), as the
@@ -69,7 +81,7 @@ def keycloak() -> Iterator[FakeKeycloak]:
         hub_client_secret=env["OAUTH_CLIENT_SECRET"],
         workspaces_client_id=env["WORKSPACES_CLIENT_ID"],
         workspaces_client_secret=env["WORKSPACES_CLIENT_SECRET"],
-        users={name: list(ws) for name, ws in USERS.items()},
+        users=copy.deepcopy(USERS),
     ).start()
     yield kc
     kc.stop()
@@ -90,12 +102,11 @@ def kc(keycloak: FakeKeycloak) -> Iterator[FakeKeycloak]:
     """The session's fake Keycloak, with per-test knobs and users reset afterwards."""
     keycloak.requests.clear()
     saved = {name: getattr(keycloak, name) for name in _KNOBS}
-    users = {name: list(ws) for name, ws in USERS.items()}
     yield keycloak
     for name, value in saved.items():
         setattr(keycloak, name, value)
     keycloak.users.clear()
-    keycloak.users.update(users)
+    keycloak.users.update(copy.deepcopy(USERS))
 
 
 @pytest.fixture(scope="session")
