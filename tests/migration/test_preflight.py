@@ -1,0 +1,514 @@
+"""`make preflight`: each check passes against healthy stand-ins and fails, with its message and
+fix, against a broken one.
+
+Stand-ins, all on 127.0.0.1: moto_server (S3, IAM), the hub tests' fake Keycloak with the
+realm's discovery document, and a fake Kubernetes API server answering exactly the reads the
+checks make (it wants the bearer token, as the API server does, and answers Secrets only as
+metadata when asked so). Lambda's GetAccountSettings is not implemented by moto 5.2.5, so the
+fake API server also answers `GET /2016-08-19/account-settings` (botocore's lambda model).
+moto 5.2.5 keeps a bucket's EventBridgeConfiguration but leaves it out of
+GetBucketNotificationConfiguration (moto/s3/responses.py `get_bucket_notification`), where
+AWS returns `<EventBridgeConfiguration/>`; `S3Front` passes S3 through to moto and puts it
+back, so the check reads what AWS would send.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+import pytest
+import requests
+
+from eodh_jupyterhub.settings import load_settings
+from tests.hub import fake_keycloak
+from tests.images.doubles import REGION, TEST_KEYS, MotoServer
+from tests.support.stacks import pulumi_config
+from tools import preflight
+
+TOKEN = "fake-kube-token-for-tests"
+ACCOUNT = "123456789012"
+SNIPPET = {"nginx.ingress.kubernetes.io/configuration-snippet": 'proxy_set_header Remote-User "";'}
+
+
+class FakeKube:
+    """Answers the Kubernetes reads preflight makes, from `self.state`."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+        self.reset()
+        self.requests: list[tuple[str, str]] = []
+        handler = type("H", (_KubeHandler,), {"fake": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def reset(self) -> None:
+        self.state = {
+            "eso": ["secretstores", "externalsecrets", "clustersecretstores"],
+            "secrets": {("jupyter", "eodhp-tls")},
+            "configmaps": {
+                ("ingress-nginx", "ingress-nginx-controller"): {
+                    "allow-snippet-annotations": "true",
+                    "annotations-risk-level": "Critical",
+                }
+            },
+            "unreserved": 1000,
+        }
+
+
+class _KubeHandler(BaseHTTPRequestHandler):
+    fake: FakeKube
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _json(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        path = urlparse(self.path).path
+        state = self.fake.state
+        self.fake.requests.append((path, self.headers.get("Accept", "")))
+        if path == "/2016-08-19/account-settings":
+            limit = {
+                "ConcurrentExecutions": 1000,
+                "UnreservedConcurrentExecutions": state["unreserved"],
+            }
+            return self._json(200, {"AccountLimit": limit, "AccountUsage": {}})
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return self._json(401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
+        if path == "/version":
+            return self._json(200, {"major": "1", "minor": "31", "gitVersion": "v1.31.4-eks"})
+        if path == "/apis/external-secrets.io/v1":
+            if not state["eso"]:
+                return self._json(404, {"kind": "Status", "code": 404})
+            resources = [{"name": n, "namespaced": True} for n in state["eso"]]
+            return self._json(200, {"kind": "APIResourceList", "resources": resources})
+        parts = path.strip("/").split("/")
+        if len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"]:
+            namespace, kind, name = parts[3], parts[4], parts[5]
+            if kind == "secrets" and (namespace, name) in state["secrets"]:
+                meta = {"name": name, "namespace": namespace}
+                if "as=PartialObjectMetadata" in self.headers.get("Accept", ""):
+                    return self._json(200, {"kind": "PartialObjectMetadata", "metadata": meta})
+                return self._json(
+                    200, {"kind": "Secret", "metadata": meta, "data": {"tls.key": "x"}}
+                )
+            if kind == "configmaps" and (namespace, name) in state["configmaps"]:
+                data = state["configmaps"][(namespace, name)]
+                return self._json(200, {"kind": "ConfigMap", "data": data})
+        return self._json(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+
+
+class _DiscoveryHandler(fake_keycloak._Handler):
+    """The realm's discovery document, as Keycloak serves it (issuer + realm client scopes)."""
+
+    def do_GET(self):
+        if (
+            urlparse(self.path).path
+            == f"{fake_keycloak.REALM_PATH}/.well-known/openid-configuration"
+        ):
+            kc = self.kc
+            scopes = {"openid", *kc.hub_client_scopes, *kc.workspaces_client_scopes}
+            return self._json(
+                200,
+                {
+                    "issuer": getattr(kc, "advertised_issuer", None) or kc.issuer,
+                    "scopes_supported": sorted(scopes - set(getattr(kc, "hidden_scopes", ()))),
+                },
+            )
+        return super().do_GET()
+
+
+class DiscoveryKeycloak(fake_keycloak.FakeKeycloak):
+    def start(self) -> DiscoveryKeycloak:
+        handler = type("Handler", (_DiscoveryHandler,), {"kc": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+
+class S3Front:
+    """moto's S3, with GetBucketNotificationConfiguration answering as AWS does."""
+
+    def __init__(self, moto_url: str) -> None:
+        self.moto_url = moto_url
+        self.eventbridge: set[str] = set()
+        handler = type("H", (_S3FrontHandler,), {"front": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+class _S3FrontHandler(BaseHTTPRequestHandler):
+    front: S3Front
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _forward(self) -> None:
+        import urllib.error
+        import urllib.request
+
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+        url = urlparse(self.path)
+        bucket = url.path.strip("/").split("/")[0]
+        is_notification = url.query.split("&")[0] == "notification"
+        if is_notification and self.command == "PUT":
+            if b"EventBridgeConfiguration" in body:
+                self.front.eventbridge.add(bucket)
+            else:
+                self.front.eventbridge.discard(bucket)
+        headers = {
+            k: v
+            for k, v in self.headers.items()
+            if k.lower() not in ("host", "content-length", "expect", "transfer-encoding")
+        }
+        # urllib would call a body form data, which moto's werkzeug then consumes as such.
+        headers.setdefault("Content-Type", "application/xml")
+        request = urllib.request.Request(
+            self.front.moto_url + self.path, data=body or None, headers=headers, method=self.command
+        )
+        try:
+            with urllib.request.urlopen(request) as response:
+                status, reply_headers, data = response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            status, reply_headers, data = error.code, error.headers, error.read()
+        if (
+            is_notification
+            and self.command == "GET"
+            and status == 200
+            and bucket in self.front.eventbridge
+        ):
+            text = data.decode()
+            if "</NotificationConfiguration>" in text:
+                text = text.replace(
+                    "</NotificationConfiguration>",
+                    "<EventBridgeConfiguration/></NotificationConfiguration>",
+                )
+            else:
+                text = re.sub(
+                    r"<NotificationConfiguration([^>]*)/>",
+                    r"<NotificationConfiguration\1><EventBridgeConfiguration/></NotificationConfiguration>",
+                    text,
+                )
+            data = text.encode()
+        self.send_response(status)
+        for key, value in reply_headers.items():
+            if key.lower() not in (
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "server",
+                "date",
+            ):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
+
+
+class Clients:
+    """boto3 clients at the stand-ins: moto for S3 and IAM, the fake for Lambda settings."""
+
+    def __init__(self, moto_url: str, s3_url: str, lambda_url: str) -> None:
+        self.urls = {"s3": s3_url, "iam": moto_url, "lambda": lambda_url}
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service, endpoint_url=self.urls[service], region_name=REGION, **TEST_KEYS
+        )
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    moto = MotoServer(tmp_path_factory.mktemp("moto"))
+    s3_front = S3Front(moto.url)
+    kube = FakeKube()
+    keycloak = DiscoveryKeycloak(
+        "eodh-jupyterhub", "hub-secret", "eodh-workspaces", "ws-secret"
+    ).start()
+    try:
+        yield {"moto": moto, "s3": s3_front, "kube": kube, "keycloak": keycloak}
+    finally:
+        keycloak.stop()
+        s3_front.server.shutdown()
+        kube.server.shutdown()
+        moto.stop()
+
+
+@pytest.fixture
+def env(
+    stand_ins: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """A healthy environment: every check passes. Tests break one thing each."""
+    moto, kube, keycloak = stand_ins["moto"], stand_ins["kube"], stand_ins["keycloak"]
+    requests.post(f"{moto.url}/moto-api/reset", timeout=10)
+    kube.reset()
+    kube.requests.clear()
+    keycloak.advertised_issuer = None
+    keycloak.hidden_scopes = ()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": kube.url}}],
+                "users": [{"name": "u", "user": {"token": TOKEN}}],
+                "contexts": [{"name": "eodhp-test", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "eodhp-test",
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    settings = replace(
+        load_settings(pulumi_config("prod"), "prod"),
+        keycloak_issuer=keycloak.issuer,
+        eks_oidc_provider_arn=f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.{REGION}.amazonaws.com/id/T",
+        manage_workspace_bucket=False,
+        marker_reserved_concurrency=10,
+    )
+    stand_ins["s3"].eventbridge.clear()
+    clients = Clients(moto.url, stand_ins["s3"].url, kube.url)
+    s3 = clients.client("s3")
+    s3.create_bucket(
+        Bucket=settings.workspace_bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    s3.put_bucket_notification_configuration(
+        Bucket=settings.workspace_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    return {
+        "settings": settings,
+        "clients": clients,
+        "kube": kube,
+        "keycloak": keycloak,
+        "kubeconfig": kubeconfig,
+    }
+
+
+def _run(
+    env: dict[str, Any],
+    annotations: dict[str, str] = SNIPPET,
+    adopting: bool = False,
+    **changes: Any,
+):
+    settings = replace(env["settings"], **changes)
+    results = preflight.run_checks(
+        settings, "eodhp-test", annotations, adopting=adopting, session=env["clients"]
+    )
+    return {r.check: r for r in results}
+
+
+def _failed(results: dict, check: str, *fragments: str) -> None:
+    result = results[check]
+    assert not result.ok, result
+    for fragment in fragments:
+        assert fragment in result.message + " | fix: " + result.fix, result
+    assert result.fix
+    others = [r for name, r in results.items() if name != check and not r.ok]
+    assert others == [], others
+
+
+def test_a_healthy_environment_passes_every_check(env) -> None:
+    results = _run(env)
+    assert [r for r in results.values() if not r.ok] == []
+    assert set(results) == {
+        "cluster-context",
+        "external-secrets-v1",
+        "tls-secret",
+        "ingress-controller-header-guard",
+        "keycloak-discovery",
+        "workspace-bucket",
+        "keycloak-oidc-provider",
+        "lambda-reserved-concurrency",
+    }
+    # The TLS secret is read as metadata only: no secret value reaches preflight.
+    secret_reads = [accept for path, accept in env["kube"].requests if "/secrets/" in path]
+    assert secret_reads and all("as=PartialObjectMetadata" in a for a in secret_reads)
+
+
+def test_unknown_context(env) -> None:
+    results = preflight.run_checks(env["settings"], "eodhp-nope", SNIPPET, session=env["clients"])
+    result = results[0]
+    assert result.check == "cluster-context" and not result.ok
+    assert "no context 'eodhp-nope'" in result.message and "eodhp-test" in result.message
+    assert "update-kubeconfig" in result.fix
+
+
+def test_unreachable_cluster(env) -> None:
+    config = json.loads(env["kubeconfig"].read_text())
+    config["clusters"][0]["cluster"]["server"] = "http://127.0.0.1:9"
+    env["kubeconfig"].write_text(json.dumps(config))
+    results = {
+        r.check: r
+        for r in preflight.run_checks(
+            env["settings"], "eodhp-test", SNIPPET, session=env["clients"]
+        )
+    }
+    assert not results["cluster-context"].ok and "unreachable" in results["cluster-context"].message
+    assert results["external-secrets-v1"].message.startswith("skipped")
+
+
+def test_refused_credentials(env) -> None:
+    config = json.loads(env["kubeconfig"].read_text())
+    config["users"][0]["user"]["token"] = "stale"
+    env["kubeconfig"].write_text(json.dumps(config))
+    results = preflight.run_checks(env["settings"], "eodhp-test", SNIPPET, session=env["clients"])
+    assert not results[0].ok and "HTTP 401" in results[0].message
+
+
+def test_external_secrets_v1_not_served(env) -> None:
+    env["kube"].state["eso"] = []
+    _failed(_run(env), "external-secrets-v1", "external-secrets.io/v1 is not served", "upgrade")
+
+
+def test_external_secrets_without_external_secret_kind(env) -> None:
+    env["kube"].state["eso"] = ["secretstores"]
+    _failed(_run(env), "external-secrets-v1", "does not serve externalsecrets")
+
+
+def test_missing_tls_secret(env) -> None:
+    env["kube"].state["secrets"] = set()
+    _failed(_run(env), "tls-secret", "jupyter/eodhp-tls", "does not exist")
+
+
+def test_no_tls_secret_configured_is_fine(env) -> None:
+    env["kube"].state["secrets"] = set()
+    assert _run(env, tls_secret_name=None)["tls-secret"].ok
+
+
+@pytest.mark.parametrize(
+    "data, wrong",
+    [
+        ({"annotations-risk-level": "Critical"}, "allow-snippet-annotations"),
+        ({"allow-snippet-annotations": "true"}, "annotations-risk-level"),
+        ({"allow-snippet-annotations": "true", "annotations-risk-level": "High"}, "'High'"),
+    ],
+)
+def test_header_guard_needs_snippets_allowed_at_critical_risk(env, data, wrong) -> None:
+    env["kube"].state["configmaps"][("ingress-nginx", "ingress-nginx-controller")] = data
+    _failed(
+        _run(env), "ingress-controller-header-guard", "header guard", wrong, "controller.config"
+    )
+
+
+def test_header_guard_without_controller_configmap(env) -> None:
+    env["kube"].state["configmaps"] = {}
+    _failed(_run(env), "ingress-controller-header-guard", "not found", "--ingress-configmap")
+
+
+def test_no_snippet_annotation_needs_nothing(env) -> None:
+    env["kube"].state["configmaps"] = {}
+    assert _run(env, annotations={})["ingress-controller-header-guard"].ok
+
+
+def test_snippet_requirements_follow_the_annotations() -> None:
+    assert preflight.required_controller_settings(SNIPPET) == {
+        "allow-snippet-annotations": "true",
+        "annotations-risk-level": "Critical",
+    }
+    assert (
+        preflight.required_controller_settings(
+            {"nginx.ingress.kubernetes.io/proxy-body-size": "2g"}
+        )
+        == {}
+    )
+
+
+def test_keycloak_realm_missing(env) -> None:
+    issuer = env["keycloak"].base_url + "/realms/other"
+    _failed(_run(env, keycloak_issuer=issuer), "keycloak-discovery", "HTTP 404", "realm")
+
+
+def test_keycloak_issuer_mismatch(env) -> None:
+    env["keycloak"].advertised_issuer = "https://elsewhere.example/realms/eodhp"
+    _failed(_run(env), "keycloak-discovery", "issuer is 'https://elsewhere.example/realms/eodhp'")
+
+
+def test_keycloak_without_the_workspaces_scope(env) -> None:
+    env["keycloak"].hidden_scopes = ("workspaces",)
+    _failed(_run(env), "keycloak-discovery", "['workspaces']", "client scope")
+
+
+def test_hub_scopes_come_from_its_authenticator_config() -> None:
+    assert preflight.requested_scopes() == ["openid", "workspaces"]
+
+
+def test_shared_bucket_missing(env) -> None:
+    _failed(_run(env, workspace_bucket="no-such-bucket-here"), "workspace-bucket", "does not exist")
+
+
+def test_shared_bucket_without_eventbridge(env) -> None:
+    s3 = env["clients"].client("s3")
+    s3.put_bucket_notification_configuration(
+        Bucket=env["settings"].workspace_bucket, NotificationConfiguration={}
+    )
+    _failed(_run(env), "workspace-bucket", "EventBridge notifications are off", "a put replaces")
+
+
+def test_managed_bucket_new_or_adopted(env) -> None:
+    _failed(_run(env, manage_workspace_bucket=True), "workspace-bucket", "already exists", "import")
+    assert _run(env, manage_workspace_bucket=True, adopting=True)["workspace-bucket"].ok
+    assert _run(env, manage_workspace_bucket=True, workspace_bucket="brand-new-bucket-x")[
+        "workspace-bucket"
+    ].ok
+    results = _run(
+        env, manage_workspace_bucket=True, adopting=True, workspace_bucket="brand-new-bucket-x"
+    )
+    assert (
+        not results["workspace-bucket"].ok
+        and "import-plan imports it" in results["workspace-bucket"].message
+    )
+
+
+def _provider(env) -> str:
+    iam = env["clients"].client("iam")
+    url = env["settings"].keycloak_issuer
+    return iam.create_open_id_connect_provider(Url=url, ClientIDList=["eodh-workspaces"])[
+        "OpenIDConnectProviderArn"
+    ]
+
+
+def test_referenced_provider_must_exist(env) -> None:
+    path = env["settings"].keycloak_issuer.split("://", 1)[-1]
+    missing = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{path}"
+    _failed(_run(env, keycloak_provider_arn=missing), "keycloak-oidc-provider", "does not exist")
+    arn = _provider(env)
+    assert _run(env, keycloak_provider_arn=arn)["keycloak-oidc-provider"].ok
+
+
+def test_provider_to_be_created_must_be_absent_unless_adopted(env) -> None:
+    # ACCOUNT is moto's default account, so the provider moto makes is the stack's own ARN.
+    assert _run(env)["keycloak-oidc-provider"].ok
+    _provider(env)
+    _failed(_run(env), "keycloak-oidc-provider", "already exists", "EntityAlreadyExists")
+    assert _run(env, adopting=True)["keycloak-oidc-provider"].ok
+
+
+def test_reserved_concurrency_unaffordable(env) -> None:
+    env["kube"].state["unreserved"] = 105
+    _failed(_run(env), "lambda-reserved-concurrency", "leaves 95 unreserved", "at most 5")
+    env["kube"].state["unreserved"] = 110
+    assert _run(env)["lambda-reserved-concurrency"].ok
+    assert _run(env, marker_reserved_concurrency=None)["lambda-reserved-concurrency"].ok

@@ -1,0 +1,527 @@
+"""Read-only checks of the live environment before any `pulumi up` (or import).
+
+    python -m tools.preflight dev [--adopting]    # exit 0 when every check passes
+
+Each check says what is wrong and how to fix it. Nothing is written anywhere: Kubernetes is
+only read (Secrets as metadata only: `PartialObjectMetadata`, so no secret value is fetched),
+AWS only through Get/Head/List calls. `--adopting` means the environment runs under ArgoCD
+today: what `make import-plan` imports must then exist rather than be absent.
+
+Kubernetes: the kubeconfig context is the stack's `kubernetes:context` (the one the program's
+provider uses), from $KUBECONFIG or ~/.kube/config; token, client certificate and exec
+credentials (EKS: `aws eks get-token`) are supported. AWS: the default credential chain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import requests
+import yaml
+
+if TYPE_CHECKING:
+    from eodh_jupyterhub.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+AUTHENTICATOR_CONFIG = ROOT / "hub" / "extra_config" / "2_configure_authenticator.py"
+# Lambda keeps this much of the account's concurrency unreserved; a reservation that would go
+# below it is refused (Lambda developer guide, "Configuring reserved concurrency").
+MIN_UNRESERVED_CONCURRENCY = 100
+EXTERNAL_SECRETS_KINDS = ("secretstores", "externalsecrets")
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+DEFAULT_INGRESS_CONFIGMAP = "ingress-nginx/ingress-nginx-controller"
+TIMEOUT = 10
+
+
+@dataclass
+class Result:
+    check: str
+    ok: bool
+    message: str
+    fix: str = ""
+
+
+class Failed(Exception):
+    def __init__(self, message: str, fix: str):
+        super().__init__(message)
+        self.fix = fix
+
+
+# -- Kubernetes: just enough of a client to read a few objects ---------------------------
+
+
+@dataclass
+class KubeClient:
+    server: str
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def get(self, path: str, accept: str = "application/json") -> requests.Response:
+        return self.session.get(
+            self.server.rstrip("/") + path, headers={"Accept": accept}, timeout=TIMEOUT
+        )
+
+
+def _kubeconfig_path() -> Path:
+    first = (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0]
+    return Path(first) if first else Path.home() / ".kube" / "config"
+
+
+def _data_file(data: str, directory: str) -> str:
+    path = Path(directory) / f"kube-{len(os.listdir(directory))}"
+    path.write_bytes(base64.b64decode(data))
+    return str(path)
+
+
+def kube_client(context: str, workdir: str) -> KubeClient:
+    path = _kubeconfig_path()
+    if not path.is_file():
+        raise Failed(
+            f"no kubeconfig at {path}",
+            f"aws eks update-kubeconfig --name <cluster> --alias {context}",
+        )
+    config = yaml.safe_load(path.read_text()) or {}
+
+    def named(section: str, name: str) -> dict[str, Any]:
+        for item in config.get(section) or []:
+            if item.get("name") == name:
+                return item.get(section[:-1]) or {}
+        known = ", ".join(i.get("name", "?") for i in config.get("contexts") or [])
+        raise Failed(
+            f"kubeconfig {path} has no {section[:-1]} {name!r} (contexts: {known or 'none'})",
+            f"aws eks update-kubeconfig --name <cluster> --alias {context}",
+        )
+
+    ctx = named("contexts", context)
+    cluster = named("clusters", ctx.get("cluster", ""))
+    user = named("users", ctx.get("user", "")) if ctx.get("user") else {}
+    session = requests.Session()
+    if cluster.get("certificate-authority-data"):
+        session.verify = _data_file(cluster["certificate-authority-data"], workdir)
+    elif cluster.get("certificate-authority"):
+        session.verify = cluster["certificate-authority"]
+    if cluster.get("insecure-skip-tls-verify"):
+        session.verify = False
+    token = user.get("token")
+    if user.get("exec"):
+        token = _exec_token(user["exec"])
+    if token:
+        session.headers["Authorization"] = f"Bearer {token}"
+    if user.get("client-certificate-data"):
+        session.cert = (
+            _data_file(user["client-certificate-data"], workdir),
+            _data_file(user["client-key-data"], workdir),
+        )
+    return KubeClient(cluster["server"], session)
+
+
+def _exec_token(spec: dict[str, Any]) -> str:
+    env = {**os.environ, **{e["name"]: e["value"] for e in spec.get("env") or []}}
+    try:
+        done = subprocess.run(
+            [spec["command"], *(spec.get("args") or [])],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        raise Failed(
+            f"the kubeconfig's credential command {spec['command']!r} failed: {error}",
+            "check the AWS credentials (aws sts get-caller-identity) and the command",
+        ) from None
+    return json.loads(done.stdout)["status"]["token"]
+
+
+# -- The checks ---------------------------------------------------------------------------
+
+
+def check_cluster(kube: KubeClient, context: str) -> str:
+    try:
+        response = kube.get("/version")
+    except requests.RequestException as error:
+        raise Failed(
+            f"context {context!r}: API server {kube.server} unreachable "
+            f"({error.__class__.__name__})",
+            "connect to the VPN / check the cluster endpoint, then retry",
+        ) from None
+    if response.status_code in (401, 403):
+        raise Failed(
+            f"context {context!r}: the API server refused the credentials "
+            f"(HTTP {response.status_code})",
+            "refresh credentials (aws sso login) and check the EKS access entry for your role",
+        )
+    if response.status_code != 200:
+        raise Failed(f"GET /version answered HTTP {response.status_code}", "check the cluster")
+    return f"context {context!r} reachable, Kubernetes {response.json().get('gitVersion')}"
+
+
+def check_external_secrets(kube: KubeClient) -> str:
+    response = kube.get("/apis/external-secrets.io/v1")
+    if response.status_code == 404:
+        raise Failed(
+            "external-secrets.io/v1 is not served: the program's SecretStore and "
+            "ExternalSecret would be refused",
+            "upgrade the External Secrets operator and its CRDs to a release serving v1 "
+            "(the repository is tested with vendor/external-secrets-2.9.0)",
+        )
+    if response.status_code != 200:
+        raise Failed(
+            f"GET /apis/external-secrets.io/v1 answered HTTP {response.status_code}",
+            "check your access to API discovery",
+        )
+    served = {r.get("name") for r in response.json().get("resources", [])}
+    missing = [k for k in EXTERNAL_SECRETS_KINDS if k not in served]
+    if missing:
+        raise Failed(
+            f"external-secrets.io/v1 does not serve {', '.join(missing)}",
+            "install the External Secrets CRDs for SecretStore and ExternalSecret",
+        )
+    return "external-secrets.io/v1 serves SecretStore and ExternalSecret"
+
+
+def check_tls_secret(kube: KubeClient, settings: Settings) -> str:
+    name = settings.tls_secret_name
+    if not name:
+        return "no tlsSecretName: TLS ends at the load balancer, nothing to check"
+    path = f"/api/v1/namespaces/{settings.namespace}/secrets/{name}"
+    response = kube.get(path, accept=METADATA_ONLY)
+    if response.status_code == 404:
+        raise Failed(
+            f"TLS secret {settings.namespace}/{name} (tlsSecretName) does not exist: the "
+            "ingress would serve the controller's default certificate",
+            f"create it in namespace {settings.namespace} (or copy it there), or unset "
+            "tlsSecretName if TLS ends at the load balancer",
+        )
+    if response.status_code != 200:
+        raise Failed(f"GET {path} answered HTTP {response.status_code}", "check your access")
+    return f"TLS secret {settings.namespace}/{name} exists"
+
+
+def required_controller_settings(annotations: dict[str, str]) -> dict[str, str]:
+    """What ingress-nginx's ConfigMap must allow for the program's Ingress annotations.
+
+    Snippet annotations are refused unless `allow-snippet-annotations` is "true" (off by
+    default since controller 1.9), and `configuration-snippet`-like annotations are risk
+    level Critical, above the default `annotations-risk-level` of High (controller 1.12).
+    """
+    if any(key.endswith("-snippet") for key in annotations):
+        return {"allow-snippet-annotations": "true", "annotations-risk-level": "Critical"}
+    return {}
+
+
+def check_ingress_controller(kube: KubeClient, required: dict[str, str], configmap: str) -> str:
+    if not required:
+        return "the Ingress uses no snippet annotation: nothing needed from the controller"
+    namespace, name = configmap.split("/", 1)
+    response = kube.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+    if response.status_code == 404:
+        raise Failed(
+            f"ingress-nginx ConfigMap {configmap} not found: cannot confirm the header guard",
+            "pass --ingress-configmap <namespace>/<name> (the controller's --configmap flag)",
+        )
+    if response.status_code != 200:
+        raise Failed(f"GET ConfigMap {configmap}: HTTP {response.status_code}", "check access")
+    data = response.json().get("data") or {}
+    wrong = {k: v for k, v in required.items() if data.get(k) != v}
+    if wrong:
+        have = {k: data.get(k, "(unset)") for k in wrong}
+        raise Failed(
+            f"header guard: ingress-nginx {configmap} has {have}; the Ingress's snippet "
+            f"annotation needs {wrong}, else the controller refuses the Ingress",
+            "set " + ", ".join(f'{k}: "{v}"' for k, v in wrong.items()) + f" in {configmap} "
+            "(ingress-nginx chart: controller.allowSnippetAnnotations and controller.config)",
+        )
+    return f"ingress-nginx {configmap} allows the header guard's snippet"
+
+
+def requested_scopes(config_file: Path = AUTHENTICATOR_CONFIG) -> list[str]:
+    """The scopes the hub asks Keycloak for: `c.EODHAuthenticator.scope` in its config."""
+    for node in ast.walk(ast.parse(config_file.read_text())):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and ast.unparse(node.targets[0]) == "c.EODHAuthenticator.scope"
+        ):
+            return list(ast.literal_eval(node.value))
+    raise ValueError(f"{config_file}: no c.EODHAuthenticator.scope")
+
+
+def check_keycloak(issuer: str, scopes: list[str]) -> str:
+    url = f"{issuer}/.well-known/openid-configuration"
+    try:
+        response = requests.get(url, timeout=TIMEOUT)
+    except requests.RequestException as error:
+        raise Failed(
+            f"{url} unreachable ({error.__class__.__name__})",
+            "check keycloakIssuer / platformDomain and that Keycloak is up",
+        ) from None
+    if response.status_code != 200:
+        raise Failed(
+            f"{url} answered HTTP {response.status_code}: no realm there",
+            "check keycloakIssuer (realm eodhp) and that the realm exists",
+        )
+    document = response.json()
+    if document.get("issuer") != issuer:
+        raise Failed(
+            f"the realm says its issuer is {document.get('issuer')!r}, not {issuer!r}: tokens "
+            "would fail the hub's and IAM's issuer checks",
+            "set keycloakIssuer to the realm's issuer exactly (or fix Keycloak's hostname)",
+        )
+    supported = set(document.get("scopes_supported") or [])
+    missing = [s for s in scopes if s not in supported]
+    if missing:
+        raise Failed(
+            f"the realm does not offer the scopes the hub requests: {missing}",
+            "create the client scope(s) in realm eodhp and add them to the hub's client "
+            "(docs/keycloak.md)",
+        )
+    return f"realm discovery OK; offers {', '.join(scopes)}"
+
+
+def _aws_code(error: Exception) -> str:
+    return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def check_bucket(s3: Any, settings: Settings, adopting: bool) -> str:
+    from botocore.exceptions import ClientError
+
+    bucket = settings.workspace_bucket
+    try:
+        s3.head_bucket(Bucket=bucket)
+        exists = True
+    except ClientError as error:
+        code = _aws_code(error)
+        if code in ("403", "AccessDenied"):
+            raise Failed(
+                f"bucket {bucket} exists but this identity may not read it (403)",
+                "check the bucket's account and your role's s3:ListBucket",
+            ) from None
+        if code not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        exists = False
+    managed = settings.manage_workspace_bucket
+    if not managed:
+        if not exists:
+            raise Failed(
+                f"bucket {bucket} does not exist, and manageWorkspaceBucket is false "
+                "(the stack only references it)",
+                "create the platform's workspace bucket first, or set manageWorkspaceBucket: "
+                "true for a new environment",
+            )
+        notification = s3.get_bucket_notification_configuration(Bucket=bucket)
+        if "EventBridgeConfiguration" not in notification:
+            raise Failed(
+                f"bucket {bucket}: EventBridge notifications are off, so the marker function "
+                "(triggered through EventBridge when the bucket is shared) would never run",
+                "add an empty EventBridgeConfiguration to the bucket's notification "
+                "configuration, keeping what is there (get-bucket-notification-configuration, "
+                "add it, put-bucket-notification-configuration: a put replaces the whole)",
+            )
+        return f"bucket {bucket} exists and sends events to EventBridge"
+    if adopting and not exists:
+        raise Failed(
+            f"bucket {bucket} does not exist, but import-plan imports it",
+            "check workspaceBucket; for a new environment run without --adopting",
+        )
+    if not adopting and exists:
+        raise Failed(
+            f"bucket {bucket} already exists: the first up would fail to create it",
+            "import it (make import-plan, then pulumi import; rerun with --adopting), or set "
+            "manageWorkspaceBucket: false if other services share it",
+        )
+    return (
+        f"bucket {bucket} {'exists (imported)' if exists else 'absent (the first up creates it)'}"
+    )
+
+
+def check_oidc_provider(iam: Any, settings: Settings, adopting: bool) -> str:
+    from botocore.exceptions import ClientError
+
+    referenced = settings.keycloak_provider_arn
+    path = settings.keycloak_issuer.split("://", 1)[-1]
+    arn = referenced or f"arn:aws:iam::{settings.aws_account}:oidc-provider/{path}"
+    try:
+        iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+        exists = True
+    except ClientError as error:
+        if _aws_code(error) != "NoSuchEntity":
+            raise
+        exists = False
+    if referenced:
+        if not exists:
+            raise Failed(
+                f"keycloakProviderArn {arn} does not exist: the notebook role would trust nothing",
+                "create it in the stack that owns it first, or unset keycloakProviderArn so "
+                "this stack creates one",
+            )
+        return f"referenced OIDC provider {arn} exists"
+    if exists and not adopting:
+        raise Failed(
+            f"OIDC provider {arn} already exists: the first up would fail (EntityAlreadyExists)",
+            "import it (make import-plan; rerun with --adopting), or set keycloakProviderArn "
+            "to share it",
+        )
+    if adopting and not exists:
+        raise Failed(
+            f"OIDC provider {arn} does not exist, but import-plan imports it",
+            "run without --adopting: the first up creates it",
+        )
+    return f"OIDC provider {arn} {'exists (imported)' if exists else 'absent (created)'}"
+
+
+def check_lambda_concurrency(lambda_client: Any, reservation: int | None) -> str:
+    if not reservation:
+        return "markerReservedConcurrency unset: no reservation to afford"
+    limit = lambda_client.get_account_settings()["AccountLimit"]
+    unreserved = int(limit["UnreservedConcurrentExecutions"])
+    left = unreserved - reservation
+    if left < MIN_UNRESERVED_CONCURRENCY:
+        raise Failed(
+            f"reserving {reservation} for the marker function leaves {left} unreserved "
+            f"(of {unreserved}); Lambda keeps at least {MIN_UNRESERVED_CONCURRENCY}, so the "
+            "first up would fail",
+            f"lower markerReservedConcurrency to at most {unreserved - 100} (or unset it), or "
+            "raise the account's Lambda concurrency quota (Service Quotas)",
+        )
+    return f"reserving {reservation} leaves {left} unreserved (>= 100)"
+
+
+# -- Running them -------------------------------------------------------------------------
+
+
+def _run(name: str, check: Callable[[], str]) -> Result:
+    try:
+        return Result(name, True, check())
+    except Failed as failure:
+        return Result(name, False, str(failure), failure.fix)
+    except Exception as error:  # a check that crashes is a failed check, not a traceback
+        return Result(name, False, f"{error.__class__.__name__}: {error}", "see the message")
+
+
+def ingress_annotations(stack: str) -> dict[str, str]:
+    from eodh_jupyterhub.offline import run_stack
+
+    ingresses = run_stack(stack).of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    merged: dict[str, str] = {}
+    for ingress in ingresses:
+        merged.update(ingress.plain_inputs["metadata"].get("annotations") or {})
+    return merged
+
+
+def run_checks(
+    settings: Settings,
+    context: str,
+    annotations: dict[str, str],
+    adopting: bool = False,
+    ingress_configmap: str = DEFAULT_INGRESS_CONFIGMAP,
+    session: Any = None,
+) -> list[Result]:
+    import boto3
+
+    session = session or boto3.Session(region_name=settings.aws_region)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            kube: KubeClient | None = kube_client(context, workdir)
+        except Failed as failure:
+            kube = None
+            results.append(Result("cluster-context", False, str(failure), failure.fix))
+        if kube is not None:
+            results.append(_run("cluster-context", lambda: check_cluster(kube, context)))
+        if kube is not None and results[-1].ok:
+            results.append(_run("external-secrets-v1", lambda: check_external_secrets(kube)))
+            results.append(_run("tls-secret", lambda: check_tls_secret(kube, settings)))
+            required = required_controller_settings(annotations)
+            results.append(
+                _run(
+                    "ingress-controller-header-guard",
+                    lambda: check_ingress_controller(kube, required, ingress_configmap),
+                )
+            )
+        else:
+            for name in ("external-secrets-v1", "tls-secret", "ingress-controller-header-guard"):
+                results.append(Result(name, False, "skipped: cluster unreachable", "see above"))
+    scopes = requested_scopes()
+    results.append(
+        _run("keycloak-discovery", lambda: check_keycloak(settings.keycloak_issuer, scopes))
+    )
+    results.append(
+        _run("workspace-bucket", lambda: check_bucket(session.client("s3"), settings, adopting))
+    )
+    results.append(
+        _run(
+            "keycloak-oidc-provider",
+            lambda: check_oidc_provider(session.client("iam"), settings, adopting),
+        )
+    )
+    results.append(
+        _run(
+            "lambda-reserved-concurrency",
+            lambda: check_lambda_concurrency(
+                session.client("lambda"), settings.marker_reserved_concurrency
+            ),
+        )
+    )
+    return results
+
+
+def report(results: list[Result]) -> str:
+    lines = []
+    for result in results:
+        lines.append(f"{'PASS' if result.ok else 'FAIL'}  {result.check}: {result.message}")
+        if not result.ok:
+            lines.append(f"      fix: {result.fix}")
+    failed = sum(not r.ok for r in results)
+    lines.append(f"{len(results) - failed} passed, {failed} failed")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stack")
+    parser.add_argument(
+        "--adopting",
+        action="store_true",
+        help="the environment runs under ArgoCD: what import-plan imports must exist",
+    )
+    parser.add_argument("--ingress-configmap", default=DEFAULT_INGRESS_CONFIGMAP)
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from eodh_jupyterhub.settings import SettingsError, load_settings
+    from eodh_jupyterhub.stack_config import StackConfigError, effective_config, pulumi_config
+
+    try:
+        settings = load_settings(pulumi_config(args.stack), args.stack)
+    except (SettingsError, StackConfigError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    context = effective_config(args.stack).get("kubernetes:context")
+    if not context:
+        print(f"Pulumi.{args.stack}.yaml: kubernetes:context is not set", file=sys.stderr)
+        return 2
+    results = run_checks(
+        settings,
+        str(context),
+        ingress_annotations(args.stack),
+        adopting=args.adopting,
+        ingress_configmap=args.ingress_configmap,
+    )
+    print(report(results), end="")
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
