@@ -248,6 +248,20 @@ class RealHub:
             f"no spawn recorded for {username}:\n{self.log_file.read_text()[-4000:]}"
         )
 
+    def wait_for_server(self, username: str, running: bool, timeout: float = 30) -> None:
+        """Until the user's default server is ready (running) or gone (not running)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.admin("GET", f"/users/{username}").json()
+            server = (model.get("servers") or {}).get("")
+            if (server or {}).get("ready") if running else server is None:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{username}'s server never {'started' if running else 'stopped'}")
+
+    def forget_record(self, username: str) -> None:
+        (self.record_dir / f"{username}.json").unlink(missing_ok=True)
+
     def workspace_token(self, token: str | None, **params) -> requests.Response:
         headers = {"Authorization": f"token {token}"} if token else {}
         return requests.get(
