@@ -1,0 +1,151 @@
+"""The Helm adoption: which objects are marked, that marking only adds metadata, and that the
+hub database claim (`hub-db-dir`) is neither replaced nor left to a failed install's uninstall.
+
+Helm behaviour relied on (helm v3.19 source): `checkOwnership` wants exactly the label and two
+annotations below; an adopting install patches against the rendered object, and only `--force`
+replaces (pkg/kube/client.go `updateResource`); a failed atomic install uninstalls, keeping only
+objects rendered with `helm.sh/resource-policy: keep` (pkg/action/install.go, resource_policy.go).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from tests.support.recordings import recording_for
+from tools import adopt_release
+
+
+@pytest.fixture(scope="module")
+def dev_release() -> tuple[dict, list[dict]]:
+    (release,) = recording_for("dev").of_type("kubernetes:helm.sh/v3:Release")
+    inputs = release.plain_inputs
+    return inputs, adopt_release.render_chart(inputs["values"], inputs["namespace"])
+
+
+def test_the_objects_marked_are_the_releases(dev_release) -> None:
+    _, documents = dev_release
+    refs = {o.kubectl_ref for o in adopt_release.release_objects(documents, "jupyter")}
+    for expected in (
+        "persistentvolumeclaim/hub-db-dir",
+        "deployment.apps/hub",
+        "deployment.apps/proxy",
+        "secret/hub",
+        "configmap/hub",
+        "service/proxy-public",
+        "serviceaccount/hub",
+        "role.rbac.authorization.k8s.io/hub",
+        "networkpolicy.networking.k8s.io/hub",
+    ):
+        assert expected in refs
+
+
+def test_marking_only_adds_helms_ownership_metadata(dev_release) -> None:
+    _, documents = dev_release
+    objects = adopt_release.release_objects(documents, "jupyter")
+    commands = adopt_release.adoption_commands(objects, "eodhp-dev", "jupyter")
+    assert len(commands) == 2 * len(objects)
+    for command in commands:
+        assert command[:5] == ["kubectl", "--context", "eodhp-dev", "-n", "jupyter"]
+        assert command[5] in ("label", "annotate")
+        assert command[-1] == "--overwrite"
+    pvc_commands = [c for c in commands if c[6] == "persistentvolumeclaim/hub-db-dir"]
+    assert [c[7:-1] for c in pvc_commands] == [
+        ["app.kubernetes.io/managed-by=Helm"],
+        ["meta.helm.sh/release-name=jupyterhub", "meta.helm.sh/release-namespace=jupyter"],
+    ]
+
+
+def test_hooks_are_not_adopted() -> None:
+    documents = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "x", "annotations": {"helm.sh/hook": "test"}},
+        },
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hub"}},
+    ]
+    assert [o.name for o in adopt_release.release_objects(documents, "jupyter")] == ["hub"]
+
+
+# The claim as ArgoCD made it from the same chart: the default StorageClass admission filled in
+# storageClassName, the binder the volume; the chart sets neither.
+LIVE_PVC = {
+    "apiVersion": "v1",
+    "kind": "PersistentVolumeClaim",
+    "metadata": {"name": "hub-db-dir", "namespace": "jupyter", "labels": {"app": "jupyterhub"}},
+    "spec": {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+        "storageClassName": "gp2",
+        "volumeMode": "Filesystem",
+        "volumeName": "pvc-0b1e7c2a-5d0e-4f53-9a51-3c1f7e2d4b6a",
+    },
+    "status": {"phase": "Bound"},
+}
+
+
+def test_the_rendered_claim_is_the_running_one(dev_release) -> None:
+    _, documents = dev_release
+    pvc = adopt_release.hub_db_pvc(documents)
+    assert pvc["metadata"]["name"] == "hub-db-dir"
+    assert pvc["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+    }
+    assert adopt_release.pvc_conflicts(pvc, LIVE_PVC) == []
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda s: s["resources"]["requests"].update(storage="10Gi"), "cannot shrink"),
+        (lambda s: s.update(accessModes=["ReadWriteMany"]), "accessModes"),
+    ],
+)
+def test_a_claim_the_install_would_have_to_change_is_refused(dev_release, change, expected) -> None:
+    _, documents = dev_release
+    live = copy.deepcopy(LIVE_PVC)
+    change(live["spec"])
+    problems = adopt_release.pvc_conflicts(adopt_release.hub_db_pvc(documents), live)
+    assert any(expected in p for p in problems), problems
+
+
+def test_storage_class_set_by_values_must_match_the_live_one() -> None:
+    rendered = {"spec": {"storageClassName": "gp3", "accessModes": ["ReadWriteOnce"]}}
+    assert adopt_release.pvc_conflicts(rendered, LIVE_PVC) == ["storageClassName 'gp2' -> 'gp3'"]
+
+
+def test_release_never_replaces_and_the_disk_outlives_a_failed_install(dev_release, capsys) -> None:
+    inputs, documents = dev_release
+    # updateResource replaces (delete + create) only with --force.
+    assert not inputs.get("forceUpdate")
+    assert inputs["atomic"] is True
+    pvc = adopt_release.hub_db_pvc(documents)
+    assert not adopt_release.kept_on_uninstall(pvc)
+    # So the adoption sets the volume's reclaim policy to Retain before anything else.
+    assert adopt_release.main(["dev"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    steps = [line for line in lines if not line.startswith("#")]
+    assert "persistentVolumeReclaimPolicy" in steps[0] and '"Retain"' in steps[0]
+    assert "get pvc hub-db-dir -o jsonpath='{.spec.volumeName}'" in steps[0]
+    assert all(" delete " not in s and " replace " not in s and " apply " not in s for s in steps)
+    assert lines[-1].startswith("# dry run")
+
+
+def test_no_generated_secret_reaches_the_output(capsys) -> None:
+    adopt_release.main(["dev"])
+    out = capsys.readouterr().out
+    for secret in recording_for("dev").generated_secrets:
+        assert secret not in out
+
+
+def test_keep_in_the_values_is_seen(dev_release) -> None:
+    inputs, _ = dev_release
+    values = copy.deepcopy(inputs["values"])
+    values["hub"].setdefault("db", {}).setdefault("pvc", {})["annotations"] = {
+        "helm.sh/resource-policy": "keep"
+    }
+    documents = adopt_release.render_chart(values, "jupyter")
+    assert adopt_release.kept_on_uninstall(adopt_release.hub_db_pvc(documents))

@@ -1,0 +1,233 @@
+"""Hand the chart's objects ArgoCD applied to the Helm release the first `pulumi up` installs.
+
+    python -m tools.adopt_release dev                 # prints the commands (dry run)
+    python -m tools.adopt_release dev --apply         # runs them with kubectl
+
+Helm installs over an existing object only when it carries the label
+`app.kubernetes.io/managed-by=Helm` and the annotations `meta.helm.sh/release-name` and
+`meta.helm.sh/release-namespace` of this release; otherwise the install stops with "exists and
+cannot be imported into the current release" (helm v3 pkg/action/validate.go
+`existingResourceConflict`/`checkOwnership`). The objects to mark are the vendored chart
+rendered with the stack's own values (Helm's engine, helm-python-sdk), so the list is exactly
+what the release will claim. Marking only adds metadata: no object is replaced or deleted.
+
+The hub database (PVC `hub-db-dir`): the adopting install patches it with the chart's own
+fields, computed against the rendered object (pkg/kube/client.go `update`/`createPatch`), so
+fields only the live object has stay. But the release is `atomic`: a failed install is
+uninstalled (pkg/action/install.go `failRelease`), and uninstall deletes every object of the
+rendered manifest except those annotated `helm.sh/resource-policy: keep` there
+(pkg/action/resource_policy.go). The chart renders the PVC without it unless
+`hub.db.pvc.annotations` sets it, so when it does not, the volume's reclaim policy is set to
+Retain first: the disk then outlives even a deleted claim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART_DIR = ROOT / "vendor" / "jupyterhub-4.2.0"
+RELEASE_NAME = "jupyterhub"
+HUB_DB_PVC = "hub-db-dir"
+MANAGED_BY = ("app.kubernetes.io/managed-by", "Helm")
+RELEASE_NAME_ANNOTATION = "meta.helm.sh/release-name"
+RELEASE_NAMESPACE_ANNOTATION = "meta.helm.sh/release-namespace"
+KEEP = ("helm.sh/resource-policy", "keep")
+
+
+@dataclass(frozen=True)
+class ChartObject:
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None
+
+    @property
+    def kubectl_ref(self) -> str:
+        group = self.api_version.rsplit("/", 1)[0] if "/" in self.api_version else ""
+        return f"{self.kind.lower()}{'.' + group if group else ''}/{self.name}"
+
+
+def render_chart(values: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
+    from helm_python.chart import Chart
+
+    files = Chart.load(str(CHART_DIR)).render(
+        values=values, name=RELEASE_NAME, namespace=namespace, is_install=True
+    )
+    documents = []
+    for path, text in sorted(files.items()):
+        if path.endswith((".yaml", ".yml")):
+            documents += [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    return documents
+
+
+def release_objects(documents: list[dict[str, Any]], namespace: str) -> list[ChartObject]:
+    """What the release's manifest holds; hooks are not part of it (Helm runs them apart)."""
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass"}
+    objects = []
+    for doc in documents:
+        meta = doc.get("metadata") or {}
+        if "helm.sh/hook" in (meta.get("annotations") or {}):
+            continue
+        scope = None if doc["kind"] in cluster_scoped else meta.get("namespace") or namespace
+        objects.append(ChartObject(doc["apiVersion"], doc["kind"], meta["name"], scope))
+    return objects
+
+
+def adoption_commands(objects: list[ChartObject], context: str, namespace: str) -> list[list[str]]:
+    """Only `kubectl label` and `kubectl annotate`: metadata is added, nothing else changes."""
+    commands = []
+    for obj in objects:
+        scope = ["-n", obj.namespace] if obj.namespace else []
+        base = ["kubectl", "--context", context, *scope]
+        commands.append(
+            [*base, "label", obj.kubectl_ref, f"{MANAGED_BY[0]}={MANAGED_BY[1]}", "--overwrite"]
+        )
+        commands.append(
+            [
+                *base,
+                "annotate",
+                obj.kubectl_ref,
+                f"{RELEASE_NAME_ANNOTATION}={RELEASE_NAME}",
+                f"{RELEASE_NAMESPACE_ANNOTATION}={namespace}",
+                "--overwrite",
+            ]
+        )
+    return commands
+
+
+def hub_db_pvc(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    pvcs = [
+        d
+        for d in documents
+        if d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] == HUB_DB_PVC
+    ]
+    if len(pvcs) != 1:
+        raise ValueError(f"the chart renders {len(pvcs)} PVCs named {HUB_DB_PVC}")
+    return pvcs[0]
+
+
+def kept_on_uninstall(pvc: dict[str, Any]) -> bool:
+    annotations = pvc["metadata"].get("annotations") or {}
+    return str(annotations.get(KEEP[0], "")).strip().lower() == KEEP[1]
+
+
+_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 10**3, "M": 10**6, "G": 10**9}
+
+
+def _quantity(text: str) -> float:
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * _UNITS[unit]
+    return float(text)
+
+
+def pvc_conflicts(rendered: dict[str, Any], live: dict[str, Any]) -> list[str]:
+    """Fields the adopting install would patch on the live claim that Kubernetes refuses to
+    change (a bound claim's spec is immutable but for a larger storage request). A refused
+    patch fails the install, and the atomic install then uninstalls the release."""
+    problems = []
+    want, have = rendered.get("spec") or {}, live.get("spec") or {}
+    if "accessModes" in want and want["accessModes"] != have.get("accessModes"):
+        problems.append(f"accessModes {have.get('accessModes')} -> {want['accessModes']}")
+    if "storageClassName" in want and want["storageClassName"] != have.get("storageClassName"):
+        problems.append(
+            f"storageClassName {have.get('storageClassName')!r} -> {want['storageClassName']!r}"
+        )
+    want_size = ((want.get("resources") or {}).get("requests") or {}).get("storage")
+    have_size = ((have.get("resources") or {}).get("requests") or {}).get("storage")
+    if want_size and have_size and _quantity(str(want_size)) < _quantity(str(have_size)):
+        problems.append(f"storage {have_size} -> {want_size} (a claim cannot shrink)")
+    if "selector" in want and want["selector"] != have.get("selector"):
+        problems.append("selector differs")
+    return problems
+
+
+def retain_volume_commands(context: str, namespace: str) -> list[str]:
+    ctx = shlex.quote(context)
+    volume = (
+        f"kubectl --context {ctx} -n {shlex.quote(namespace)} get pvc {HUB_DB_PVC} "
+        "-o jsonpath='{.spec.volumeName}'"
+    )
+    return [
+        f'kubectl --context {ctx} patch pv "$({volume})" --type merge '
+        """-p '{"spec":{"persistentVolumeReclaimPolicy":"Retain"}}'"""
+    ]
+
+
+def _release_from_program(stack: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from eodh_jupyterhub.offline import run_stack
+
+    recording = run_stack(stack)
+    (release,) = recording.of_type("kubernetes:helm.sh/v3:Release")
+    inputs = release.plain_inputs
+    return inputs, inputs.get("values") or {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stack")
+    parser.add_argument("--apply", action="store_true", help="run the commands (default: print)")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from eodh_jupyterhub.stack_config import effective_config
+
+    context = str(effective_config(args.stack).get("kubernetes:context") or "")
+    if not context:
+        print(f"Pulumi.{args.stack}.yaml: kubernetes:context is not set", file=sys.stderr)
+        return 2
+    # The values hold the mocks' stand-ins for the generated secrets: used only to render
+    # the object list, never printed or written.
+    inputs, values = _release_from_program(args.stack)
+    namespace = inputs["namespace"]
+    documents = render_chart(values, namespace)
+    objects = release_objects(documents, namespace)
+    pvc = hub_db_pvc(documents)
+    print(f"# {len(objects)} chart objects to hand to Helm release {namespace}/{RELEASE_NAME}")
+    steps: list[str] = []
+    if not kept_on_uninstall(pvc) and inputs.get("atomic"):
+        print(
+            f"# {HUB_DB_PVC} is not annotated {KEEP[0]}={KEEP[1]} in the chart and the release "
+            "is atomic: keep its disk even if a failed install deletes the claim"
+        )
+        steps += retain_volume_commands(context, namespace)
+    commands = adoption_commands(objects, context, namespace)
+    steps += [shlex.join(c) for c in commands]
+    if not args.apply:
+        print("\n".join(steps))
+        print("# dry run: nothing changed; rerun with --apply")
+        return 0
+    live = json.loads(
+        subprocess.run(
+            [
+                *("kubectl", "--context", context, "-n", namespace, "get", "pvc"),
+                HUB_DB_PVC,
+                "-ojson",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    conflicts = pvc_conflicts(pvc, live)
+    if conflicts:
+        print(f"refusing: the install would change {HUB_DB_PVC}: {conflicts}", file=sys.stderr)
+        return 1
+    for step in steps:
+        print(f"+ {step}")
+        subprocess.run(["bash", "-euo", "pipefail", "-c", step], check=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
