@@ -1,6 +1,7 @@
 """Adoption plan for an environment ArgoCD runs today: what `pulumi import` must take over.
 
     python -m tools.import_plan dev      # writes build/dev/import.json and build/dev/import-plan.md
+    python -m tools.import_plan dev --run-import    # ... then runs `pulumi import` with it
 
 The program runs under the offline mocks (as `make render` does); every resource it declares is
 put in exactly one class:
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import subprocess
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -356,8 +359,8 @@ def render_notes(plan: ImportPlan) -> str:
     lines = [
         f"# Adoption plan for stack `{plan.stack}`",
         "",
-        f"Import with: `pulumi import --stack {plan.stack} --file build/{plan.stack}/import.json "
-        "--generate-code=false --yes` (imports are protected; the first `up` sets each "
+        f"Import with `python -m tools.import_plan {plan.stack} --run-import` (it runs "
+        "Pulumi's import with this file; imports are protected until the first up sets each "
         "resource's protection as the program says).",
         "",
         "## Imported (exists before the first up)",
@@ -392,10 +395,26 @@ def write_plan(stack: str, out_root: Path) -> ImportPlan:
     return plan
 
 
+def import_command(stack: str, import_file: Path | str, preview_only: bool = False) -> list[str]:
+    """Flags as pulumi/pulumi's `NewImportCmd` defines them. Imports stay protected (the CLI's
+    default) until the first up applies the program's own protect flags, so an unexpected
+    replace of an imported resource stops that up instead of deleting it."""
+    command = ["pulumi", "import", "--stack", stack, "--file", str(import_file)]
+    command.append("--generate-code=false")  # the program already declares them
+    command.append("--preview-only" if preview_only else "--yes")
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stack")
     parser.add_argument("--out", type=Path, default=ROOT / "build")
+    parser.add_argument(
+        "--run-import", action="store_true", help="run `pulumi import` with the file written"
+    )
+    parser.add_argument(
+        "--preview-only", action="store_true", help="with --run-import: show, import nothing"
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from eodh_jupyterhub.settings import SettingsError
@@ -407,7 +426,12 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     print(render_notes(plan), end="")
-    print(f"-> {args.out / args.stack / 'import.json'} ({len(plan.of('import'))} imports)")
+    import_file = args.out / args.stack / "import.json"
+    print(f"-> {import_file} ({len(plan.of('import'))} imports)")
+    if args.run_import:
+        command = import_command(args.stack, import_file, args.preview_only)
+        print("+ " + shlex.join(command), flush=True)
+        return subprocess.run(command, cwd=ROOT).returncode
     return 0
 
 

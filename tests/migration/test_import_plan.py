@@ -201,3 +201,17 @@ def test_version_pins_the_programs_provider() -> None:
 
     plan, _, _ = _plan("dev")
     assert _entry(plan.document, "jupyterhub-ingress")["version"] == version("pulumi-kubernetes")
+
+
+def test_the_import_command_runs_the_file_without_code_generation() -> None:
+    assert import_plan.import_command("dev", "build/dev/import.json") == [
+        "pulumi",
+        "import",
+        "--stack",
+        "dev",
+        "--file",
+        "build/dev/import.json",
+        "--generate-code=false",
+        "--yes",
+    ]
+    assert import_plan.import_command("dev", "f.json", preview_only=True)[-1] == "--preview-only"
