@@ -8,6 +8,8 @@ as outputs, secrets kept secret, invokes answered, a fresh root and config for e
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import runpy
 from collections.abc import Callable
@@ -87,6 +89,11 @@ class RecordedResource:
     additional_secret_outputs: list[str]
     depends_on: list[str]
     aliases: list[str]
+    # What the engine would store: the id (always in clear) and the outputs, secret-wrapped
+    # where the engine would encrypt them.
+    id: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    import_id: str = ""
 
     @property
     def parent_name(self) -> str | None:
@@ -186,29 +193,186 @@ def _computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, 
             )
         if typ == "aws:lambda/function:Function":
             outputs.setdefault("name", resource_name)
-    if typ == "random:index/randomId:RandomId":
-        # Deterministic stand-in for 32 random bytes, secret as the real provider's would be.
-        outputs["hex"] = rpc.wrap_rpc_secret(hashlib.sha256(name.encode()).hexdigest())
     return outputs
+
+
+# What pulumi-random's resources compute, after terraform-provider-random (pinned by
+# pulumi-random 4.21: internal/provider/resource_id.go, resource_bytes.go, resource_password.go,
+# internal/random/string.go) and pulumi-random's provider/resources.go (computeRandomBytesID).
+# Values are deterministic stand-ins drawn from the resource name; the ids are the real ones,
+# so a value that reaches an id shows in tests exactly as it would in state.
+RANDOM_ID = "random:index/randomId:RandomId"
+RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+RANDOM_STRING = "random:index/randomString:RandomString"
+_DEFAULT_SPECIAL = "!@#$%&*()-_=+[]{}<>:?"
+
+
+class MockProviderError(Exception):
+    """What the real provider would refuse (bad arguments, an undecodable import id)."""
+
+
+def _stand_in_bytes(name: str, count: int) -> bytes:
+    stream = b""
+    counter = 0
+    while len(stream) < count:
+        stream += hashlib.sha256(f"{name}/{counter}".encode()).digest()
+        counter += 1
+    return stream[:count]
+
+
+def _int(inputs: dict[str, Any], key: str, default: int = 0) -> int:
+    value = inputs.get(key)
+    return default if value is None else int(value)
+
+
+def _flag(inputs: dict[str, Any], key: str) -> bool:
+    value = inputs.get(key)
+    return True if value is None else bool(value)
+
+
+def _random_string(name: str, inputs: dict[str, Any]) -> str:
+    """resource_password.go / resource_string.go Create, through random.CreateString."""
+    special = inputs.get("overrideSpecial") or _DEFAULT_SPECIAL
+    classes = [
+        ("ABCDEFGHIJKLMNOPQRSTUVWXYZ", _flag(inputs, "upper"), _int(inputs, "minUpper")),
+        ("abcdefghijklmnopqrstuvwxyz", _flag(inputs, "lower"), _int(inputs, "minLower")),
+        ("0123456789", _flag(inputs, "numeric"), _int(inputs, "minNumeric")),
+        (special, _flag(inputs, "special"), _int(inputs, "minSpecial")),
+    ]
+    chars = "".join(c for c, enabled, _ in classes if enabled)
+    if not chars:
+        raise MockProviderError(f"{name}: the character set specified is empty")
+    length = _int(inputs, "length")
+    required = [(c, n) for c, _, n in classes if n] + [
+        (chars, length - sum(n for *_, n in classes))
+    ]
+    picks = _stand_in_bytes(name, 2 * length)
+    result: list[str] = []
+    for charset, count in required:
+        for _ in range(count):
+            index = int.from_bytes(picks[2 * len(result) : 2 * len(result) + 2], "big")
+            result.append(charset[index % len(charset)])
+    return "".join(result)
+
+
+def _random_outputs(
+    typ: str, name: str, inputs: dict[str, Any], import_id: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The (id, outputs) the random provider gives: on create, or on import of `import_id`."""
+    outputs = dict(inputs)
+    if typ == RANDOM_ID:
+        prefix = ""
+        if import_id:
+            prefix, _, encoded = import_id.rpartition(",")
+            try:
+                raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            except (binascii.Error, ValueError) as error:
+                raise MockProviderError(f"{name}: Import Random ID Error: {error}") from None
+            outputs["byteLength"] = len(raw)
+        else:
+            prefix = str(inputs.get("prefix") or "")
+            raw = _stand_in_bytes(name, _int(inputs, "byteLength"))
+        resource_id = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        outputs.update(
+            b64Url=prefix + resource_id,
+            b64Std=prefix + base64.b64encode(raw).decode(),
+            hex=prefix + raw.hex(),
+            dec=prefix + str(int.from_bytes(raw, "big")),
+        )
+        return resource_id, outputs
+    if typ == RANDOM_BYTES:
+        if import_id:
+            try:
+                raw = base64.b64decode(import_id, validate=True)
+            except (binascii.Error, ValueError) as error:
+                raise MockProviderError(f"{name}: Import Random bytes Error: {error}") from None
+            outputs["length"] = len(raw)
+        else:
+            raw = _stand_in_bytes(name, _int(inputs, "length"))
+        encoded = base64.b64encode(raw).decode()
+        outputs.update(base64=rpc.wrap_rpc_secret(encoded), hex=rpc.wrap_rpc_secret(raw.hex()))
+        # computeRandomBytesID: the id is the base64 property, its secret unwrapped.
+        return encoded, outputs
+    if typ in (RANDOM_PASSWORD, RANDOM_STRING):
+        if import_id:
+            result = import_id
+            outputs = {
+                "length": len(result),
+                **{k: True for k in ("upper", "lower", "numeric", "number", "special")},
+                **{k: 0 for k in ("minUpper", "minLower", "minNumeric", "minSpecial")},
+            }
+        else:
+            result = _random_string(name, inputs)
+        if typ == RANDOM_STRING:
+            # resource_string.go: the id is the result itself, and nothing is Sensitive.
+            outputs["result"] = result
+            return result, outputs
+        outputs["result"] = rpc.wrap_rpc_secret(result)
+        outputs["bcryptHash"] = rpc.wrap_rpc_secret(
+            "$2a$10$" + hashlib.sha256(result.encode()).hexdigest()[:53]
+        )
+        return "none", outputs
+    raise MockProviderError(f"the offline mocks do not model {typ}")
+
+
+# Ids as each provider sets them (pulumi-aws's Import sections; pulumi-kubernetes: objects are
+# <namespace>/<name> or <name>, a Helm release <namespace>/<name>). Buckets and roles keep the
+# `<name>-id` stand-in for now: tests and tools elsewhere still read it.
+_ID_BY_INPUT = {
+    "aws:cloudwatch/logGroup:LogGroup": "name",
+    "aws:lambda/function:Function": "name",
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": "functionName",
+    "aws:lambda/permission:Permission": "statementId",
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": "arn",
+    "aws:sqs/queue:Queue": "url",
+}
+
+
+def _cloud_id(
+    typ: str, name: str, inputs: dict[str, Any], outputs: dict[str, Any], custom: bool
+) -> str:
+    if not custom:
+        return ""  # component resources have no id
+    if typ == "kubernetes:helm.sh/v3:Release":
+        return f"{inputs.get('namespace') or 'default'}/{inputs.get('name') or name}"
+    if typ.startswith("kubernetes:"):
+        metadata = inputs.get("metadata") or {}
+        return "/".join(p for p in (metadata.get("namespace"), metadata.get("name") or name) if p)
+    if typ.startswith("aws:s3/bucket") and typ != "aws:s3/bucket:Bucket":
+        # Every bucket sub-resource (policy, versioning, notification, ...) is the bucket's.
+        return str(inputs.get("bucket") or f"{name}-id")
+    if typ == "aws:iam/rolePolicy:RolePolicy":
+        return f"{inputs.get('role')}:{inputs.get('name') or name}"
+    key = _ID_BY_INPUT.get(typ)
+    if key and isinstance(outputs.get(key), str):
+        return outputs[key]
+    if typ == "aws:lambda/permission:Permission":
+        return str(inputs.get("statementId") or name)
+    return f"{name}-id"
 
 
 class _RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self, recording: Recording):
         self.recording = recording
+        # additionalSecretOutputs of the registration in progress (set by the monitor).
+        self.pending_secret_outputs: set[str] = set()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
-        outputs = _computed_outputs(args.typ, args.name, args.inputs)
+        if args.typ.startswith("random:"):
+            resource_id, outputs = _random_outputs(
+                args.typ, args.name, args.inputs, args.resource_id or None
+            )
+        else:
+            outputs = _computed_outputs(args.typ, args.name, args.inputs)
+            resource_id = _cloud_id(args.typ, args.name, args.inputs, outputs, bool(args.custom))
+        # The engine makes these outputs secret; it refuses to for the id (it stays in clear).
+        for key in self.pending_secret_outputs - {"id"}:
+            if key in outputs and not rpc.is_rpc_secret(outputs[key]):
+                outputs[key] = rpc.wrap_rpc_secret(outputs[key])
         for value in outputs.values():
             if rpc.is_rpc_secret(value) and isinstance(rpc.unwrap_rpc_secret(value), str):
                 self.recording.generated_secrets.add(rpc.unwrap_rpc_secret(value))
-        if args.typ.startswith("kubernetes:"):
-            # Kubernetes objects are known by namespace/name; keep ids readable.
-            metadata = args.inputs.get("metadata") or {}
-            resource_id = "/".join(
-                p for p in (metadata.get("namespace"), metadata.get("name") or args.name) if p
-            )
-        else:
-            resource_id = f"{args.name}-id"
         return resource_id, outputs
 
     def call(
@@ -246,7 +410,11 @@ class _RecordingMonitor(MockMonitor):
         self.recording = mocks.recording
 
     def RegisterResource(self, request):
-        response = super().RegisterResource(request)
+        self.mocks.pending_secret_outputs = set(request.additionalSecretOutputs)
+        try:
+            response = super().RegisterResource(request)
+        finally:
+            self.mocks.pending_secret_outputs = set()
         if request.type != "pulumi:pulumi:Stack":
             self.recording.resources.append(
                 RecordedResource(
@@ -264,6 +432,9 @@ class _RecordingMonitor(MockMonitor):
                     depends_on=list(request.dependencies),
                     aliases=[a.urn or a.spec.name for a in request.aliases]
                     + list(request.aliasURNs),
+                    id=response.id,
+                    outputs=self.resources[response.urn].state,
+                    import_id=request.importId,
                 )
             )
         return response
