@@ -115,3 +115,42 @@ def test_missing_variable_stops_the_hub_naming_it(keycloak, kubeconfig, tmp_path
         hub.stop()
     log = hub.log_file.read_text()
     assert "missing required environment variable(s): WORKSPACES_CLIENT_SECRET" in log
+
+
+def test_a_server_gets_only_its_own_workspace_whatever_it_asks(real_hub, dave_server, kc):
+    # dave is a member of delta too, so only the endpoint itself can refuse this.
+    token = dave_server["env"]["JUPYTERHUB_API_TOKEN"]
+    response = real_hub.workspace_token(token, server="", workspace="delta")
+    assert response.status_code == 400
+    assert "always for the workspace it runs in" in response.json()["message"]
+    assert not kc.grants(EXCHANGE_GRANT)
+    own = real_hub.workspace_token(token, server="", workspace="epsilon")
+    assert own.status_code == 200, own.text
+    assert own.json()["workspace"] == "epsilon"
+    assert [g["form"]["scope"] for g in kc.grants(EXCHANGE_GRANT)] == ["workspace:epsilon"]
+
+
+def test_no_workspace_token_for_a_server_that_is_not_running(real_hub, kc):
+    real_hub.login(kc, "frank")
+    started = real_hub.admin("POST", "/users/frank/server", json={"workspace": "eta"})
+    assert started.status_code in (201, 202), started.text
+    server_token = real_hub.wait_for_record("frank")["env"]["JUPYTERHUB_API_TOKEN"]
+    real_hub.wait_for_server("frank", running=True)
+    # A token of frank's own that holds the scope and outlives the server.
+    created = real_hub.admin(
+        "POST", "/users/frank/tokens", json={"scopes": ["custom:eodh:workspace-token!user"]}
+    )
+    assert created.status_code == 201, created.text
+    user_token = created.json()["token"]
+    assert real_hub.workspace_token(user_token, server="").status_code == 200
+
+    stopped = real_hub.admin("DELETE", "/users/frank/server")
+    assert stopped.status_code in (202, 204), stopped.text
+    real_hub.wait_for_server("frank", running=False)
+    kc.requests.clear()
+
+    response = real_hub.workspace_token(user_token, server="")
+    assert response.status_code == 404
+    assert "not running" in response.json()["message"]
+    assert real_hub.workspace_token(server_token, server="").status_code in (403, 404)
+    assert not kc.grants(EXCHANGE_GRANT)
