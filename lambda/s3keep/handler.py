@@ -10,11 +10,23 @@ marker that already exists (412/409): a marker's own event ensures *its* ancesto
 nothing above an existing marker needs checking. An object whose directory is known costs
 one request; every genuinely new directory costs one more.
 
+Own writes. A marker this function creates raises an event too. The walk that created it
+already ensured its ancestors, so such an event needs nothing: it is recognised without
+any state, from who wrote the object. Lambda runs the function with its execution role's
+session named after the function, so an S3 event of its write carries
+`userIdentity.principalId` = `AWS:<role unique id>:<function name>` (the id of an
+assumed-role session, `AROA...:<session name>`, prefixed `AWS:`). Every container of the
+function agrees on that without sharing anything, so scale-out costs no extra request.
+EventBridge's "Object Created" carries only the requester's account, so there the rule
+itself leaves marker keys out.
+
 Loops. Markers are created only if absent, so a marker event can only create markers for
 strict ancestors of its own directory: every round of events moves at least one level up
-the tree and the chain ends within the tree's depth. Events for this function's own
-markers are answered from memory (no request) when the event names the exact object
-version this container created and already saw the parent of.
+the tree and the chain ends within the tree's depth.
+
+Bounded work. A key can hold ~500 levels (1,024 bytes). Only the top MAX_DEPTH directories
+of a workspace are marked; deeper ones are logged as skipped (JSON), so one event costs at
+most MAX_DEPTH requests.
 
 Scope. The top-level prefix is the workspace. Its own marker `<workspace>/.s3keep` belongs
 to s3contents (written at server start), so markers are made for directories *inside* the
@@ -27,7 +39,7 @@ import json
 import logging
 import os
 import sys
-from collections import OrderedDict
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,9 +60,17 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3})
 # flight. AWS asks callers to retry; the retry answers 412 (exists) or creates the marker.
 CONFLICT_ATTEMPTS = 3
 
-# How many of this container's own marker versions to remember. Entries are tiny; the
-# bound only keeps a long-lived container from growing without limit.
-OWN_MARKER_MEMORY = 10_000
+# Directories deeper than this below the workspace are not marked: a 1,023-byte key can be
+# 509 levels deep, and each level would cost a request and a marker. Jupyter users browse
+# far shallower trees; the skip is logged.
+MAX_DEPTH = 64
+
+# A walk that already created markers and then meets an error is retried in place: once
+# its deepest marker exists, a later retry of the same event stops there (412) and the
+# own-marker events are ignored, so the invocation itself must finish the walk.
+WALK_RETRY_DELAYS = (0.5, 2.0)
+
+OBJECT_CREATED_DETAIL_TYPE = "Object Created"
 
 
 class _JsonLines(logging.Handler):
@@ -124,13 +144,16 @@ class MarkerStore:
         return PutResult(created=False)
 
 
-def directories_to_mark(key: str, marker_name: str = DEFAULT_MARKER_NAME) -> list[str]:
+def directories_to_mark(
+    key: str, marker_name: str = DEFAULT_MARKER_NAME, max_depth: int | None = None
+) -> list[str]:
     """Directories of `key` that need a marker, deepest first, as `ws/a/b/` prefixes.
 
     Only directories inside the workspace (the top-level prefix) count, never the
     workspace itself nor the bucket root. A key ending in `/` (a console "folder") is a
     directory and is marked itself. A marker key does not need its own directory marked.
     Climbing stops at an empty segment (`a//b`): Jupyter cannot address such a path.
+    With `max_depth`, only directories at most that many levels below the workspace.
     """
     parts = key.split("/")
     if len(parts) < 2 or not parts[0]:
@@ -140,6 +163,8 @@ def directories_to_mark(key: str, marker_name: str = DEFAULT_MARKER_NAME) -> lis
         directory_segments = directory_segments[:-1]
     directories: list[str] = []
     prefix = parts[0] + "/"
+    if max_depth is not None:
+        directory_segments = directory_segments[:max_depth]
     for segment in directory_segments:
         if not segment:
             break
@@ -153,64 +178,142 @@ class MarkerError(RuntimeError):
     """Raised so that Lambda retries the event and then sends it to the on-failure queue."""
 
 
+@dataclass(frozen=True)
+class CreatedObject:
+    """One created object, whichever way the event arrived."""
+
+    bucket: str
+    key: str
+    principal_id: str | None
+
+
+def created_objects(event: Mapping[str, Any]) -> list[CreatedObject]:
+    """The created objects an event reports, keys decoded.
+
+    Two shapes arrive:
+    - an S3 event notification (`Records[].s3`): the key is URL-encoded with `+` for a
+      space (S3 "Event message structure"), the writer in `userIdentity.principalId`;
+    - an EventBridge "Object Created" event from the bucket (`detail.object.key`): one
+      object per event, the key encoded the same way (AWS Lambda Powertools decodes
+      `S3EventBridgeNotificationObject.key` with `unquote_plus`), and only the requester's
+      account (`detail.requester`), which cannot tell this function from anyone else.
+    Anything else (s3:TestEvent, ObjectRemoved, other detail types) reports nothing.
+    A record of the right kind without its fields raises KeyError: a malformed event.
+    """
+    if event.get("source") == "aws.s3" and "detail" in event:
+        if event.get("detail-type") != OBJECT_CREATED_DETAIL_TYPE:
+            _log(logging.DEBUG, "not an Object Created event", detail_type=event.get("detail-type"))
+            return []
+        detail = event["detail"]
+        return [
+            CreatedObject(detail["bucket"]["name"], unquote_plus(detail["object"]["key"]), None)
+        ]
+    found: list[CreatedObject] = []
+    for record in event.get("Records") or []:
+        name = record.get("eventName", "")
+        if not name.startswith("ObjectCreated:"):
+            _log(logging.DEBUG, "not an ObjectCreated record", event_name=name)
+            continue
+        found.append(
+            CreatedObject(
+                record["s3"]["bucket"]["name"],
+                unquote_plus(record["s3"]["object"]["key"]),
+                (record.get("userIdentity") or {}).get("principalId"),
+            )
+        )
+    return found
+
+
+def is_own_write(principal_id: str | None, function_name: str | None, role_id: str | None) -> bool:
+    """Whether S3's `principalId` names this function's own execution-role session.
+
+    An assumed-role session's id is `<role unique id>:<session name>` (CloudTrail
+    userIdentity); S3 event notifications prefix it with `AWS:`. Lambda names the session
+    after the function. With the role's unique id known the match is exact; without it,
+    any role session of that name counts (a session name is chosen by whoever assumes a
+    role, so the id is what makes this exact).
+    """
+    if not principal_id or not function_name:
+        return False
+    if role_id:
+        return principal_id == f"AWS:{role_id}:{function_name}"
+    kind, _, rest = principal_id.partition(":")
+    session_role, _, session_name = rest.partition(":")
+    return kind == "AWS" and session_role.startswith("AROA") and session_name == function_name
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
 class MarkerFunction:
-    def __init__(self, store: MarkerStore, marker_name: str = DEFAULT_MARKER_NAME) -> None:
+    def __init__(
+        self,
+        store: MarkerStore,
+        marker_name: str = DEFAULT_MARKER_NAME,
+        *,
+        function_name: str | None = None,
+        role_id: str | None = None,
+        max_depth: int = MAX_DEPTH,
+    ) -> None:
         if not marker_name or "/" in marker_name:
             raise ValueError(f"MARKER_NAME must be a plain file name, got {marker_name!r}")
+        if max_depth < 1:
+            raise ValueError(f"MAX_DEPTH must be at least 1, got {max_depth}")
         self.store = store
         self.marker_name = marker_name
-        # (bucket, marker key, version id) of markers this container created and whose
-        # parent directory it then saw exist: their events need no request at all.
-        self._settled: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self.function_name = function_name
+        self.role_id = role_id
+        self.max_depth = max_depth
 
     def handle(self, event: Mapping[str, Any], request_id: str | None = None) -> dict[str, Any]:
         created: list[str] = []
         failed: list[str] = []
         # Markers confirmed during this invocation, so duplicate records cost nothing.
         known: set[tuple[str, str]] = set()
-        for record in event.get("Records") or []:
-            bucket = key = marker_key = None
+        try:
+            objects = created_objects(event)
+        except (KeyError, TypeError) as error:
+            _log(
+                logging.ERROR,
+                "malformed event",
+                exc_info=True,
+                error=type(error).__name__,
+                request_id=request_id,
+            )
+            raise MarkerError("malformed event") from error
+        for item in objects:
+            if is_own_write(item.principal_id, self.function_name, self.role_id):
+                _log(logging.DEBUG, "own marker", bucket=item.bucket, key=item.key)
+                continue
+            directories = directories_to_mark(item.key, self.marker_name, self.max_depth)
+            skipped = len(directories_to_mark(item.key, self.marker_name)) - len(directories)
+            if skipped:
+                _log(
+                    logging.WARNING,
+                    "directories beyond the depth limit not marked",
+                    bucket=item.bucket,
+                    key=item.key,
+                    max_depth=self.max_depth,
+                    skipped_directories=skipped,
+                    request_id=request_id,
+                )
+            if not directories:
+                _log(logging.DEBUG, "no directory to mark", bucket=item.bucket, key=item.key)
+                continue
             try:
-                name = record.get("eventName", "")
-                if not name.startswith("ObjectCreated:"):
-                    _log(logging.DEBUG, "not an ObjectCreated record", event_name=name)
-                    continue
-                bucket = record["s3"]["bucket"]["name"]
-                key = unquote_plus(record["s3"]["object"]["key"])
-                version = record["s3"]["object"].get("versionId")
-                directories = directories_to_mark(key, self.marker_name)
-                if not directories:
-                    _log(logging.DEBUG, "no directory to mark", bucket=bucket, key=key)
-                    continue
-                if version and (bucket, key, version) in self._settled:
-                    _log(logging.DEBUG, "own marker, parent already seen", bucket=bucket, key=key)
-                    continue
-                pending: tuple[str, str, str] | None = None
-                for directory in directories:
-                    marker_key = directory + self.marker_name
-                    if (bucket, marker_key) in known:
-                        result = PutResult(created=False)
-                    else:
-                        result = self.store.create_if_absent(bucket, marker_key)
-                        known.add((bucket, marker_key))
-                    if pending:
-                        self._remember(pending)
-                        pending = None
-                    if not result.created:
-                        break
-                    created.append(marker_key)
-                    if result.version_id:
-                        pending = (bucket, marker_key, result.version_id)
+                created += self._walk(item.bucket, directories, known, request_id)
             except Exception as error:
-                failed.append(key or "?")
+                failed.append(item.key)
                 _log(
                     logging.ERROR,
                     "could not mark directories",
                     exc_info=True,
-                    bucket=bucket,
-                    key=key,
-                    marker=marker_key,
-                    error=type(error).__name__,
+                    bucket=item.bucket,
+                    key=item.key,
+                    marker=getattr(error, "marker", None),
+                    unmarked=getattr(error, "unmarked", None),
+                    error=type(error.__cause__ or error).__name__,
                     request_id=request_id,
                 )
         if created:
@@ -219,11 +322,50 @@ class MarkerFunction:
             raise MarkerError(f"could not mark directories for: {', '.join(failed)}")
         return {"created": created}
 
-    def _remember(self, entry: tuple[str, str, str]) -> None:
-        self._settled[entry] = None
-        self._settled.move_to_end(entry)
-        while len(self._settled) > OWN_MARKER_MEMORY:
-            self._settled.popitem(last=False)
+    def _walk(
+        self,
+        bucket: str,
+        directories: list[str],
+        known: set[tuple[str, str]],
+        request_id: str | None,
+    ) -> list[str]:
+        """Deepest first, until a marker exists. Returns the markers created."""
+        created: list[str] = []
+        for index, directory in enumerate(directories):
+            marker_key = directory + self.marker_name
+            if (bucket, marker_key) in known:
+                break
+            try:
+                result = self._create(bucket, marker_key, retry=bool(created))
+            except Exception as error:
+                # Above a marker this walk created, nothing else will ever look again.
+                error.marker = marker_key  # type: ignore[attr-defined]
+                error.unmarked = [  # type: ignore[attr-defined]
+                    d + self.marker_name for d in directories[index:]
+                ]
+                error.created = created  # type: ignore[attr-defined]
+                raise
+            known.add((bucket, marker_key))
+            if not result.created:
+                break
+            created.append(marker_key)
+        return created
+
+    def _create(self, bucket: str, marker_key: str, *, retry: bool) -> PutResult:
+        delays = WALK_RETRY_DELAYS if retry else ()
+        for delay in delays:
+            try:
+                return self.store.create_if_absent(bucket, marker_key)
+            except ClientError as error:
+                _log(
+                    logging.WARNING,
+                    "retrying a walk cut short",
+                    bucket=bucket,
+                    marker=marker_key,
+                    error=error.response.get("Error", {}).get("Code"),
+                )
+                _sleep(delay)
+        return self.store.create_if_absent(bucket, marker_key)
 
 
 def new_client() -> Any:
@@ -237,7 +379,17 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     global _function
     if _function is None:
         marker_name = os.environ.get("MARKER_NAME", DEFAULT_MARKER_NAME)
-        _function = MarkerFunction(MarkerStore(new_client()), marker_name)
+        # Set by the Lambda runtime: the name is also the execution role's session name.
+        function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        role_id = os.environ.get("EXECUTION_ROLE_ID") or None
+        max_depth = int(os.environ.get("MAX_DEPTH", MAX_DEPTH))
+        _function = MarkerFunction(
+            MarkerStore(new_client()),
+            marker_name,
+            function_name=function_name,
+            role_id=role_id,
+            max_depth=max_depth,
+        )
         # AWS does not publish the runtime's bundled SDK version: record it on cold start.
         _log(
             logging.INFO,
@@ -245,5 +397,8 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
             boto3=boto3.__version__,
             botocore=botocore.__version__,
             marker_name=marker_name,
+            function_name=function_name,
+            role_id=role_id,
+            max_depth=max_depth,
         )
     return _function.handle(event, request_id=getattr(context, "aws_request_id", None))

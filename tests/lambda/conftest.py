@@ -7,7 +7,6 @@ from typing import Any
 
 import botocore.endpoint
 import pytest
-from moto import mock_aws
 
 harness = importlib.import_module("tests.lambda.harness")
 
@@ -34,12 +33,18 @@ def no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=lambda _s: None))
 
 
+@pytest.fixture(autouse=True)
+def no_walk_retry_sleep(monkeypatch: pytest.MonkeyPatch, handler_module: ModuleType) -> None:
+    # The handler's own pause before finishing a cut-short walk; the attempts still count.
+    monkeypatch.setattr(handler_module, "_sleep", lambda _s: None)
+
+
 @pytest.fixture
 def world() -> Iterator[Any]:
-    with mock_aws():
-        yield harness.make_world()
+    with harness.moto_world() as world:
+        yield world
 
 
 @pytest.fixture
 def function(world: Any, handler_module: ModuleType) -> tuple[Any, Any]:
-    return harness.function_under_test(handler_module)
+    return harness.function_under_test(world, handler_module)

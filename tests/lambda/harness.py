@@ -6,6 +6,13 @@ events to SQS: the events the function sees here are the payloads moto itself pr
 attempts, then the on-failure destination), round after round, until the function's own
 marker events stop producing new ones.
 
+Who wrote an object matters (the function ignores its own writes), and moto 5.2.5 leaves
+`userIdentity` out of its events (moto/s3/notifications.py `_get_s3_event`). So the world
+has real principals in moto: users upload with an IAM user's key, and the function writes
+with credentials from `sts:AssumeRole` on its execution role with the session named after
+the function, as Lambda does. `requester_identities` puts into every event the principal
+id AWS would: looked up from moto's own record of whose access key signed the PutObject.
+
 Used by the tests and by `bench/s3keep_bench.py`; it must run inside `moto.mock_aws()`.
 """
 
@@ -13,9 +20,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +37,9 @@ REPO = Path(__file__).resolve().parents[2]
 HANDLER_PATH = REPO / "lambda" / "s3keep" / "handler.py"
 REGION = "eu-west-2"
 BUCKET = "eodh-workspaces-test"
+# Pulumi auto-names the function `<name>-<7 random characters>`; Lambda sets
+# AWS_LAMBDA_FUNCTION_NAME to it and uses it as the execution role's session name.
+FUNCTION_NAME = "s3keep-function-3f9c2d1"
 MARKER = ".s3keep"
 LAMBDA_ATTEMPTS = 3  # one invocation plus the two retries of an async invocation
 
@@ -50,6 +62,8 @@ class World:
     sqs: Any
     queue_url: str
     bucket: str = BUCKET
+    function_session: Any = None  # the function's execution-role session (boto3.Session)
+    role_id: str = ""  # the execution role's unique id (AROA...)
 
     def put(self, key: str, body: bytes = b"x") -> None:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
@@ -83,7 +97,40 @@ class World:
 
 def make_world(*, versioning: bool = True, bucket: str = BUCKET) -> World:
     """The workspace bucket as deployed (versioned, SSE-S3 by default) and its event queue."""
-    s3 = boto3.client("s3", region_name=REGION)
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(
+        RoleName=f"{bucket}-marker-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]
+    credentials = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=role["Arn"], RoleSessionName=FUNCTION_NAME
+    )["Credentials"]
+    function_session = boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=REGION,
+    )
+    user = f"{bucket}-uploader"
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    s3 = boto3.client(
+        "s3",
+        region_name=REGION,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+    )
     sqs = boto3.client("sqs", region_name=REGION)
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     if versioning:
@@ -104,7 +151,14 @@ def make_world(*, versioning: bool = True, bucket: str = BUCKET) -> World:
             "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]
         },
     )
-    world = World(s3=s3, sqs=sqs, queue_url=queue_url, bucket=bucket)
+    world = World(
+        s3=s3,
+        sqs=sqs,
+        queue_url=queue_url,
+        bucket=bucket,
+        function_session=function_session,
+        role_id=role["RoleId"],
+    )
     world.receive_all()  # drop the s3:TestEvent sent when the notification is configured
     return world
 
@@ -134,14 +188,27 @@ class RequestLog:
         return len(self.sent)
 
 
-def function_under_test(
-    module: ModuleType | None = None,
-) -> tuple[Any, RequestLog]:
-    """A fresh MarkerFunction on the production client configuration, with its request log."""
+def function_client(world: World, module: ModuleType | None = None) -> Any:
+    """An S3 client as the function has it: its execution-role session, production config."""
     module = module or load_handler()
-    client = module.new_client()
+    return world.function_session.client("s3", config=module.CLIENT_CONFIG)
+
+
+def function_under_test(
+    world: World, module: ModuleType | None = None, *, role_id: bool = True
+) -> tuple[Any, RequestLog]:
+    """A fresh MarkerFunction (one container) as Lambda would configure it, with its
+    request log. `role_id=False`: the execution role's id is not given to the function."""
+    module = module or load_handler()
+    client = function_client(world, module)
     requests = RequestLog(client)
-    return module.MarkerFunction(module.MarkerStore(client), MARKER), requests
+    function = module.MarkerFunction(
+        module.MarkerStore(client),
+        MARKER,
+        function_name=FUNCTION_NAME,
+        role_id=world.role_id if role_id else None,
+    )
+    return function, requests
 
 
 @dataclass
@@ -207,6 +274,114 @@ def required_markers(keys: Iterable[str]) -> set[str]:
                 break
             wanted.add("/".join([parts[0], *segments[:depth]]) + "/" + MARKER)
     return wanted
+
+
+_REQUEST_ACCESS_KEY: ContextVar[str | None] = ContextVar("_REQUEST_ACCESS_KEY", default=None)
+
+
+def principal_id_of(access_key_id: str) -> str:
+    """`userIdentity.principalId` as S3 writes it for a request signed with this key.
+
+    An assumed-role session: `AWS:<role unique id>:<session name>` (CloudTrail's
+    userIdentity gives `AROA...:<session name>` for AssumedRole; S3 events prefix `AWS:`,
+    e.g. the Lambda developer guide's `AWS:AIDA...` for an IAM user). An IAM user:
+    `AWS:<user id>`. Looked up in moto's own STS and IAM records, so nothing is guessed.
+    """
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    assumed = sts_backends[DEFAULT_ACCOUNT_ID]["aws"].get_assumed_role_from_access_key(
+        access_key_id
+    )
+    if assumed is not None:
+        return f"AWS:{assumed.user_id}"
+    user = iam_backends[DEFAULT_ACCOUNT_ID]["aws"].get_user_from_access_key_id(access_key_id)
+    if user is not None:
+        return f"AWS:{user.id}"
+    raise AssertionError(f"a PutObject signed with a key moto does not know: {access_key_id}")
+
+
+@contextmanager
+def requester_identities() -> Iterator[None]:
+    """Put the writer's `userIdentity.principalId` into moto's S3 events, as S3 does."""
+    from moto.s3 import notifications
+    from moto.s3.responses import S3Response
+
+    original_event = notifications._get_s3_event
+    original_put = S3Response.put_object
+
+    def put_object(self: Any) -> Any:
+        authorization = self.headers.get("Authorization", "")
+        match = re.search(r"Credential=([^/]+)/", authorization)
+        token = _REQUEST_ACCESS_KEY.set(match[1] if match else None)
+        try:
+            return original_put(self)
+        finally:
+            _REQUEST_ACCESS_KEY.reset(token)
+
+    def with_identity(event_name: str, bucket: Any, key: Any, notification_id: str) -> Any:
+        event = original_event(event_name, bucket, key, notification_id)
+        access_key = _REQUEST_ACCESS_KEY.get()
+        if access_key is None:
+            raise AssertionError("an S3 event outside a signed PutObject")
+        for record in event["Records"]:
+            record["userIdentity"] = {"principalId": principal_id_of(access_key)}
+        return event
+
+    notifications._get_s3_event = with_identity
+    S3Response.put_object = put_object  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        notifications._get_s3_event = original_event
+        S3Response.put_object = original_put  # type: ignore[method-assign]
+
+
+@contextmanager
+def moto_world(**kwargs: Any) -> Iterator[World]:
+    """moto with requester identities in S3 events, and a world in it."""
+    from moto import mock_aws
+
+    with requester_identities(), mock_aws():
+        yield make_world(**kwargs)
+
+
+def eventbridge_event(record: Mapping[str, Any], account: str = "000000000000") -> dict[str, Any]:
+    """The EventBridge "Object Created" event S3 sends for the same object as `record`.
+
+    Shape from the S3 user guide, "EventBridge event message structure" (ev-events): envelope
+    `version`, `id`, `detail-type`, `source`, `account`, `time`, `region`, `resources`; detail
+    `version`, `bucket.name`, `object.{key,size,etag,version-id,sequencer}`, `request-id`,
+    `requester` (an account id, not a principal), `source-ip-address`, `reason`. The key
+    stays URL-encoded as in the notification (Powertools decodes EventBridge's
+    `detail.object.key` with `unquote_plus`); S3 itself leaves `/` alone, moto encodes it.
+    """
+    s3 = record["s3"]
+    obj = {"key": s3["object"]["key"].replace("%2F", "/"), "size": s3["object"]["size"]}
+    obj["etag"] = s3["object"].get("eTag", "d41d8cd98f00b204e9800998ecf8427e")
+    if s3["object"].get("versionId"):
+        obj["version-id"] = s3["object"]["versionId"]
+    obj["sequencer"] = "617f08299329d189"
+    return {
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": account,
+        "time": "2021-11-12T00:00:00Z",
+        "region": record.get("awsRegion", REGION),
+        "resources": [f"arn:aws:s3:::{s3['bucket']['name']}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": s3["bucket"]["name"]},
+            "object": obj,
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": account,
+            "source-ip-address": "1.2.3.4",
+            "reason": "PutObject",
+        },
+    }
 
 
 @contextmanager

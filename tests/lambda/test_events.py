@@ -9,8 +9,8 @@ import re
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
-from moto import mock_aws
 
 harness = importlib.import_module("tests.lambda.harness")
 
@@ -40,28 +40,18 @@ def test_trailing_slash_folder_object_is_marked_itself(world: Any, function: Any
     assert world.markers() == {"ws1/console/.s3keep", "ws1/console/folder/.s3keep"}
 
 
-def test_forty_levels_deep(world: Any, function: Any) -> None:
+def test_forty_levels_deep_costs_one_request_per_new_directory(world: Any, function: Any) -> None:
     fn, requests = function
     key = "ws1/" + "/".join(f"level{i}" for i in range(40)) + "/deep.txt"
     world.put(key)
     stats = harness.drain(world, fn.handle)
     assert world.markers() == harness.required_markers([key])
     assert len(world.markers()) == 40
-    # The object event creates all 40 (nothing above the top to probe); each own marker
-    # event but the top one re-confirms its parent once: moto sends no versionId.
-    assert len(requests) == 40 + 39
+    # The object event creates all 40 (nothing above the top to probe); the 40 events of
+    # the function's own markers arrive in a second round and cost nothing.
+    assert len(requests) == 40
+    assert stats.events == 41
     assert stats.rounds == 2
-
-
-def test_forty_levels_with_version_ids_costs_the_floor(handler_module: ModuleType) -> None:
-    with harness.versioned_events(), mock_aws():
-        world = harness.make_world()
-        fn, requests = harness.function_under_test(handler_module)
-        key = "ws1/" + "/".join(f"level{i}" for i in range(40)) + "/deep.txt"
-        world.put(key)
-        harness.drain(world, fn.handle)
-        assert len(world.markers()) == 40
-        assert len(requests) == 40  # one per new directory; own marker events are free
 
 
 def test_object_in_known_directory_costs_one_request(world: Any, function: Any) -> None:
@@ -192,7 +182,7 @@ def test_duplicated_reordered_and_replayed_events(world: Any, function: Any, see
     stats = harness.drain(world, recording, reorder=_shuffled_with_duplicates(seed))
     assert world.markers() == harness.required_markers(keys) | {"ws1/a/.s3keep"}
     # Replaying everything later changes nothing and creates no new event.
-    fresh, _ = harness.function_under_test()
+    fresh, _ = harness.function_under_test(world)
     for event in recorded:
         assert fresh.handle(event) == {"created": []}
     assert world.receive_all() == []
@@ -223,18 +213,16 @@ def test_duplicate_records_in_one_event_cost_nothing_extra(world: Any, function:
     assert len(requests) == 2
 
 
-def test_recreated_marker_is_not_mistaken_for_the_functions_own(handler_module: ModuleType) -> None:
-    with harness.versioned_events(), mock_aws():
-        world = harness.make_world()
-        fn, _ = harness.function_under_test(handler_module)
-        world.put("ws1/a/b/f.txt")
-        harness.drain(world, fn.handle)
-        # The directory is deleted and s3contents' mkdir makes ws1/a/b again, by API.
-        for key in world.all_keys():
-            world.s3.delete_object(Bucket=world.bucket, Key=key)
-        world.put("ws1/a/b/.s3keep", b"")
-        harness.drain(world, fn.handle)
-        assert world.markers() == {"ws1/a/.s3keep", "ws1/a/b/.s3keep"}
+def test_recreated_marker_is_not_mistaken_for_the_functions_own(world: Any, function: Any) -> None:
+    fn, _ = function
+    world.put("ws1/a/b/f.txt")
+    harness.drain(world, fn.handle)
+    # The directory is deleted and s3contents' mkdir makes ws1/a/b again, by API.
+    for key in world.all_keys():
+        world.s3.delete_object(Bucket=world.bucket, Key=key)
+    world.put("ws1/a/b/.s3keep", b"")
+    harness.drain(world, fn.handle)
+    assert world.markers() == {"ws1/a/.s3keep", "ws1/a/b/.s3keep"}
 
 
 def test_lambda_entry_point(
@@ -242,6 +230,14 @@ def test_lambda_entry_point(
 ) -> None:
     monkeypatch.setattr(handler_module, "_function", None)
     monkeypatch.setenv("MARKER_NAME", ".s3keep")
+    # What the Lambda runtime provides: the function's name and its role's credentials.
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", harness.FUNCTION_NAME)
+    credentials = world.function_session.get_credentials()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials.secret_key)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", credentials.token)
+    monkeypatch.setenv("EXECUTION_ROLE_ID", world.role_id)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it caches the first credentials
     world.put("ws1/a/b.txt")
     (event,) = world.receive_all()
 

@@ -6,7 +6,6 @@ import importlib
 import itertools
 import random
 from collections.abc import Iterator
-from contextlib import nullcontext
 from typing import Any
 
 import pytest
@@ -33,7 +32,7 @@ BUCKETS = itertools.count()
 
 @pytest.fixture
 def moto_session() -> Iterator[None]:
-    with mock_aws():
+    with harness.requester_identities(), mock_aws():
         yield
 
 
@@ -49,10 +48,9 @@ def tree_depth(keys: set[str]) -> int:
 @given(
     keys=st.sets(object_keys(), min_size=1, max_size=25),
     seed=st.integers(0, 2**16),
-    version_ids=st.booleans(),
 )
 def test_drained_bucket_marks_every_directory_and_nothing_else(
-    handler_module: Any, moto_session: Any, keys: set[str], seed: int, version_ids: bool
+    handler_module: Any, moto_session: Any, keys: set[str], seed: int
 ) -> None:
     rng = random.Random(seed)
 
@@ -61,23 +59,22 @@ def test_drained_bucket_marks_every_directory_and_nothing_else(
         rng.shuffle(events)
         return events
 
-    with harness.versioned_events() if version_ids else nullcontext():
-        # A fresh bucket and queue per example; starting moto per example costs 0.7 s.
-        world = harness.make_world(bucket=f"property-{next(BUCKETS)}")
-        fn, requests = harness.function_under_test(handler_module)
-        for key in sorted(keys, key=lambda _: rng.random()):
-            world.put(key)
-        # 25 keys, each with its markers, some twice: more than this is a runaway chain.
-        stats = harness.drain(world, fn.handle, reorder=shuffle_and_duplicate, max_events=400)
+    # A fresh bucket and queue per example; starting moto per example costs 0.7 s.
+    world = harness.make_world(bucket=f"property-{next(BUCKETS)}")
+    fn, requests = harness.function_under_test(world, handler_module)
+    for key in sorted(keys, key=lambda _: rng.random()):
+        world.put(key)
+    # 25 keys, each with its markers, some twice: more than this is a runaway chain.
+    stats = harness.drain(world, fn.handle, reorder=shuffle_and_duplicate, max_events=400)
 
-        uploaded_markers = {k for k in keys if k.rsplit("/", 1)[-1] == harness.MARKER}
-        required = harness.required_markers(keys)
-        markers = world.markers()
-        assert required <= markers, "a directory was left without a marker"
-        assert markers <= required | uploaded_markers, "a marker outside the objects' paths"
-        assert world.all_keys() == keys | required
-        assert stats.rounds <= tree_depth(keys)
-        assert stats.failed_events == []
-        # Each event costs at most one request beyond the markers it creates.
-        created = len(markers - uploaded_markers)
-        assert len(requests) <= stats.events + created
+    uploaded_markers = {k for k in keys if k.rsplit("/", 1)[-1] == harness.MARKER}
+    required = harness.required_markers(keys)
+    markers = world.markers()
+    assert required <= markers, "a directory was left without a marker"
+    assert markers <= required | uploaded_markers, "a marker outside the objects' paths"
+    assert world.all_keys() == keys | required
+    assert stats.rounds <= tree_depth(keys)
+    assert stats.failed_events == []
+    # Each event costs at most one request beyond the markers it creates.
+    created = len(markers - uploaded_markers)
+    assert len(requests) <= stats.events + created
