@@ -84,6 +84,39 @@ def test_hub_policies(c):
     assert 0 < c.JupyterHub.cookie_max_age_days <= 1
 
 
+@pytest.mark.parametrize(
+    ("chart_base_url", "callback"),
+    [
+        ("/notebooks/", "https://hub.test.invalid/notebooks/hub/oauth_callback"),
+        ("/notebooks", "https://hub.test.invalid/notebooks/hub/oauth_callback"),
+        ("/", "https://hub.test.invalid/hub/oauth_callback"),
+        (None, "https://hub.test.invalid/hub/oauth_callback"),
+    ],
+)
+def test_oauth_callback_is_fixed_to_the_platform_host(chart_base_url, callback):
+    # The chart's jupyterhub_config.py sets base_url from hub.baseUrl before extra config.
+    chart = Config()
+    if chart_base_url is not None:
+        chart.JupyterHub.base_url = chart_base_url
+    c = load_hub_config(release_env(), config=chart)["c"]
+    assert c.EODHAuthenticator.oauth_callback_url == callback
+    assert c.JupyterHub.authenticator_class(config=c).get_callback_url() == callback
+
+
+def test_hub_cookies_are_samesite_lax_and_chart_settings_survive():
+    chart = Config()
+    chart.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
+    c = load_hub_config(release_env(), config=chart)["c"]
+    assert c.JupyterHub.tornado_settings == {
+        "slow_spawn_timeout": 0,
+        "cookie_options": {"samesite": "Lax"},
+    }
+
+
+def test_workspace_volumes_are_never_deleted_by_the_hub(c):
+    assert c.KubeSpawner.delete_pvc is False
+
+
 def test_spawner_naming_and_hooks(c):
     k = c.KubeSpawner
     assert k.enable_user_namespaces is True
