@@ -40,8 +40,8 @@ format:
 import-plan: setup ## What `pulumi import` must adopt before the first up (STACK=...) -> build/<stack>/import.json
 	$(RUN) python -m tools.import_plan $(STACK)
 
-preflight: setup ## Read-only checks of the live environment before any up (STACK=...; needs kube and AWS access)
-	$(RUN) python -m tools.preflight $(STACK)
+preflight: setup ## Read-only checks of the live environment before any up (STACK=...; PREFLIGHT_ARGS=--adopting for an ArgoCD-run one)
+	$(RUN) python -m tools.preflight $(STACK) $(PREFLIGHT_ARGS)
 
 bench: setup ## Performance figures (see README); not a test
 	$(RUN) python -m bench
