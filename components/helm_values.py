@@ -21,6 +21,83 @@ TEMPLATES_CONFIGMAP = "hub-templates"
 HUB_SERVICE_ACCOUNT = "hub"
 HOME = "/home/jovyan"
 
+# The chart names every resource "<fullname>-<short name>", or just "<short name>" when
+# fullnameOverride is the empty string (vendor/jupyterhub-4.2.0/templates/_helpers-names.tpl:
+# "jupyterhub.fullname", l. 22-56, returns fullnameOverride whenever it is a string (l. 46);
+# "jupyterhub.fullname.dash", l. 62, appends "-" only to a non-empty one; the hub is
+# "jupyterhub.hub.fullname", l. 75). Passed explicitly so the names below do not hang on
+# the chart's default.
+FULLNAME_OVERRIDE = ""
+# templates/hub/service.yaml l. 29: the hub Service listens on 8081 whatever the values.
+HUB_SERVICE_PORT = 8081
+# KubeSpawner's default port, and the port of the chart's own hub/proxy -> singleuser-server
+# egress rules (templates/hub/netpol.yaml l. 72-79, templates/proxy/netpol.yaml l. 96-103).
+NOTEBOOK_PORT = 8888
+# The chart's app label: nameOverride (unset here) or the chart name
+# (templates/_helpers.tpl "jupyterhub.appLabel"); KubeSpawner gets the same from the
+# chart's jupyterhub_config.py (common_labels["app"]).
+CHART_APP_LABEL = "jupyterhub"
+# Kubernetes DNS serves <service>.<namespace>.svc.<cluster domain>; EKS's cluster domain is
+# always cluster.local. A fully qualified name resolves from every namespace.
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def chart_resource_name(short_name: str) -> str:
+    """The name the chart gives a resource (e.g. "hub"), with the values built here."""
+    return f"{FULLNAME_OVERRIDE}-{short_name}" if FULLNAME_OVERRIDE else short_name
+
+
+def hub_connect_url(release_namespace: pulumi.Input[str]) -> pulumi.Input[str]:
+    """How notebook servers (in ws-* namespaces) and the proxy reach the hub's API.
+
+    The chart's own jupyterhub_config.py (files/hub/jupyterhub_config.py l. 105) sets
+    http://hub:8081, a short name that resolves only inside the release namespace;
+    hub.config is applied after it (l. 490, ``c[app].update(cfg)``) and wins.
+    """
+
+    def url(namespace: str) -> str:
+        service = chart_resource_name("hub")
+        return f"http://{service}.{namespace}.svc.{CLUSTER_DOMAIN}:{HUB_SERVICE_PORT}"
+
+    # A plain name stays plain, so values built from plain inputs stay plain data.
+    if isinstance(release_namespace, str):
+        return url(release_namespace)
+    return pulumi.Output.concat(release_namespace).apply(url)
+
+
+def notebook_egress_rule(release_name: str) -> dict[str, Any]:
+    """Egress to the release's notebook servers in any namespace, on the notebook port.
+
+    The chart's own hub/proxy -> singleuser-server rules (templates/hub/netpol.yaml
+    l. 72-79, templates/proxy/netpol.yaml l. 96-103) use a bare podSelector, which selects
+    pods of the policy's namespace only. The default egressAllowRules.privateIPs (values.yaml
+    l. 120 and 251, rendered as ipBlocks 10/8, 172.16/12, 192.168/16 by
+    templates/_helpers-netpol.tpl) are no substitute: Kubernetes' NetworkPolicy docs say
+    ipBlock "should be cluster-external IPs" and leave it to the network plugin whether it
+    matches pod IPs (values.schema.yaml l. 806-811 warns it does not under Cilium), and EKS
+    pods may take addresses outside those ranges (custom networking in 100.64/10).
+
+    ws-* namespaces cannot be told apart by a label: the platform's workspace-controller
+    creates them unlabelled before KubeSpawner's create (which then gets 409 and labels
+    nothing), so any namespace is allowed and the pod labels KubeSpawner gives every server
+    (component, app, release) do the selecting.
+    """
+    return {
+        "to": [
+            {
+                "namespaceSelector": {},
+                "podSelector": {
+                    "matchLabels": {
+                        "component": "singleuser-server",
+                        "app": CHART_APP_LABEL,
+                        "release": release_name,
+                    }
+                },
+            }
+        ],
+        "ports": [{"port": NOTEBOOK_PORT, "protocol": "TCP"}],
+    }
+
 
 @dataclass(frozen=True)
 class ImageRef:
@@ -91,6 +168,9 @@ class HubValuesInputs:
     profiles: tuple[Profile, ...]
     extra_config: Mapping[str, str]
     templates_checksum: str
+    # The Helm release's name and namespace: the hub URL and NetworkPolicy selectors name them.
+    release_name: str
+    release_namespace: pulumi.Input[str]
     platform_domain: str
     workspaces_domain: str
     keycloak_issuer: str
@@ -132,7 +212,22 @@ def _hub(inputs: HubValuesInputs) -> dict[str, Any]:
         "baseUrl": BASE_URL,
         "image": {"name": inputs.hub_image.repository, "tag": inputs.hub_image.tag},
         "cookieSecret": inputs.cookie_secret,
-        "config": {"CryptKeeper": {"keys": [inputs.crypt_key]}},
+        "config": {
+            "CryptKeeper": {"keys": [inputs.crypt_key]},
+            "JupyterHub": {"hub_connect_url": hub_connect_url(inputs.release_namespace)},
+        },
+        "networkPolicy": {
+            # Admits the servers in ws-* namespaces: with "accept" the chart's hub policy
+            # lets in pods labelled hub.jupyter.org/network-access-hub=true from any
+            # namespace (templates/hub/netpol.yaml l. 44-53: "source 1" gains an empty
+            # namespaceSelector), and KubeSpawner puts that label on every server (the
+            # chart's default singleuser.extraLabels, values.yaml l. 393-394, passed as
+            # KubeSpawner.extra_labels by files/hub/jupyterhub_config.py l. 151). With
+            # "ignore" the label counts only inside the release namespace. No namespace
+            # label is needed, which matters: ws-* namespaces are made by the platform.
+            "interNamespaceAccessLabels": "accept",
+            "egress": [notebook_egress_rule(inputs.release_name)],
+        },
         "extraConfig": dict(inputs.extra_config),
         # Read by hub/extra_config; the two client secrets only by reference to the
         # External Secrets target, never by value.
@@ -195,6 +290,7 @@ def _singleuser(inputs: HubValuesInputs) -> dict[str, Any]:
 
 def build_values(inputs: HubValuesInputs) -> dict[str, Any]:
     return {
+        "fullnameOverride": FULLNAME_OVERRIDE,
         "debug": {"enabled": inputs.debug},
         "hub": _hub(inputs),
         "proxy": {
@@ -202,6 +298,8 @@ def build_values(inputs: HubValuesInputs) -> dict[str, Any]:
             # The ingress fronts the proxy; no cloud load balancer of the chart's own.
             "service": {"type": "ClusterIP"},
             "https": {"enabled": False},
+            # The proxy forwards each user's traffic to the server's pod in ws-*.
+            "chp": {"networkPolicy": {"egress": [notebook_egress_rule(inputs.release_name)]}},
         },
         "singleuser": _singleuser(inputs),
         # The cluster autoscaler packs nodes on EKS; the chart's scheduler and placeholders

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 
 from components.helm_values import HubFiles, HubValuesInputs, Profile, content_checksum
+from components.jupyterhub import RELEASE_NAME
 
 from .settings import Settings
 
@@ -37,6 +38,7 @@ def hub_values_inputs(
     settings: Settings,
     files: HubFiles,
     *,
+    release_namespace: pulumi.Input[str],
     oauth_secret_name: pulumi.Input[str],
     oauth_client_secret_key: str,
     workspaces_client_secret_key: str,
@@ -52,6 +54,10 @@ def hub_values_inputs(
         profiles=notebook_profiles(settings),
         extra_config=files.extra_config,
         templates_checksum=content_checksum(files.templates),
+        release_name=RELEASE_NAME,
+        # The caller passes the namespace the release itself is installed in, so the hub
+        # URL the servers get names the namespace the hub really runs in.
+        release_namespace=release_namespace,
         platform_domain=settings.platform_domain,
         workspaces_domain=settings.workspaces_domain,
         keycloak_issuer=settings.keycloak_issuer,

@@ -80,6 +80,7 @@ def jupyterhub_program(settings: Settings) -> None:
             values=hub_values_inputs(
                 settings,
                 hub_files,
+                release_namespace=namespace.name,
                 oauth_secret_name=oauth_secrets.secret_name,
                 oauth_client_secret_key=OAUTH_CLIENT_SECRET_KEY,
                 workspaces_client_secret_key=WORKSPACES_CLIENT_SECRET_KEY,
