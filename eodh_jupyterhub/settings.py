@@ -21,30 +21,31 @@ PROJECT = "eodh-jupyterhub"
 NAMESPACE = "jupyter"
 KEYCLOAK_REALM = "eodhp"
 
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+# Every pattern is applied with fullmatch: `match` with a closing "$" also accepts a trailing
+# newline ("$" matches just before one), which would reach ARNs, bucket names and images.
+_DOMAIN_RE = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+_REGION_RE = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4_RE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 _ACCOUNT_RE = r"\d{12}"
 _OIDC_PROVIDER_ARN_RE = re.compile(
-    rf"^arn:aws:iam::{_ACCOUNT_RE}:oidc-provider/(?P<host>[a-z0-9.-]+(/[A-Za-z0-9._~/-]+)?)$"
+    rf"arn:aws:iam::{_ACCOUNT_RE}:oidc-provider/(?P<host>[a-z0-9.-]+(/[A-Za-z0-9._~/-]+)?)"
 )
 # Registry host (with optional port), path, and a tag; digests are not used by this platform
 # because the Makefiles in images/ are the source of truth for tags.
 _IMAGE_RE = re.compile(
-    r"^(?P<repository>[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+)"
-    r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$"
+    r"(?P<repository>[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+)"
+    r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
 )
-_SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
-_CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-_K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SECRET_NAME_RE = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+_CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_K8S_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_KEY_RE = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 )
-_LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-_CPU_RE = re.compile(r"^\d+(\.\d+)?$|^\d+m$")
-_MEMORY_RE = re.compile(r"^\d+(\.\d+)?([KMGT]i?)?$")
+_LABEL_VALUE_RE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+_MEMORY_RE = re.compile(r"(?P<number>\d+(\.\d+)?)(?P<unit>[KMGT]i?)?")
 
 # AWS refuses a PutFunctionConcurrency that leaves fewer than 100 executions of the account
 # unreserved (Lambda API reference, PutFunctionConcurrency). The default account quota is
@@ -111,7 +112,7 @@ class Settings:
 
     @property
     def eks_oidc_issuer_host(self) -> str:
-        match = _OIDC_PROVIDER_ARN_RE.match(self.eks_oidc_provider_arn)
+        match = _OIDC_PROVIDER_ARN_RE.fullmatch(self.eks_oidc_provider_arn)
         assert match, "validated in load_settings"
         return match["host"]
 
@@ -185,10 +186,9 @@ class _Reader:
         value = self._raw(key)
         if value is None:
             return default
-        try:
-            number = int(str(value), 10)
-        except ValueError:
-            number = None
+        text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+        # int() itself would take "3600\n", " 3600", "+3600" and "3_600".
+        number = int(text) if re.fullmatch(r"[0-9]+", text) else None
         if number is None or not minimum <= number <= maximum:
             self._problem(
                 self._key(key), f"a whole number from {minimum} to {maximum}", example, value
@@ -223,17 +223,17 @@ class _Reader:
 
 
 def _is_domain(value: str) -> bool:
-    return bool(_DOMAIN_RE.match(value))
+    return bool(_DOMAIN_RE.fullmatch(value))
 
 
 def _is_bucket_name(value: str) -> bool:
     # The S3 general-purpose bucket naming rules, including the reserved prefixes and suffixes.
     return (
-        bool(_BUCKET_RE.match(value))
+        bool(_BUCKET_RE.fullmatch(value))
         and ".." not in value
         and ".-" not in value
         and "-." not in value
-        and not _IPV4_RE.match(value)
+        and not _IPV4_RE.fullmatch(value)
         and not value.startswith(("xn--", "sthree-", "amzn-s3-demo-"))
         and not value.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"))
     )
@@ -244,9 +244,9 @@ def _image(reader: _Reader, key: str, example: str) -> ImageRef:
         key,
         "an image reference <registry>/<path>:<tag>",
         json.dumps(example),
-        lambda v: bool(_IMAGE_RE.match(v)),
+        lambda v: bool(_IMAGE_RE.fullmatch(v)),
     )
-    match = _IMAGE_RE.match(text)
+    match = _IMAGE_RE.fullmatch(text)
     return ImageRef(match["repository"], match["tag"]) if match else ImageRef("", "")
 
 
@@ -267,8 +267,10 @@ def _resources(reader: _Reader) -> NotebookResources:
     if not all(isinstance(c, (int, float)) and not isinstance(c, bool) and c > 0 for c in cpu):
         reader._problem(key, "cpuGuarantee and cpuLimit as positive numbers", example, obj)
         return fallback
-    if not all(isinstance(m, str) and _MEMORY_RE.match(m) for m in memory):
-        reader._problem(key, 'memoryGuarantee and memoryLimit like "1G" or "512M"', example, obj)
+    if not all(isinstance(m, str) and _is_positive_quantity(m) for m in memory):
+        reader._problem(
+            key, 'memoryGuarantee and memoryLimit above zero, like "1G" or "512M"', example, obj
+        )
         return fallback
     if cpu[0] > cpu[1] or _bytes(memory[0]) > _bytes(memory[1]):
         reader._problem(key, "guarantees no larger than limits", example, obj)
@@ -280,10 +282,15 @@ _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _UNITS.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40})
 
 
+def _is_positive_quantity(quantity: str) -> bool:
+    """A Kubernetes memory or storage quantity above zero: "0", "0Gi" and "0.0M" are refused."""
+    return bool(_MEMORY_RE.fullmatch(quantity)) and _bytes(quantity) > 0
+
+
 def _bytes(quantity: str) -> float:
-    match = re.match(r"^(\d+(?:\.\d+)?)([KMGT]i?)?$", quantity)
+    match = _MEMORY_RE.fullmatch(quantity)
     assert match
-    return float(match[1]) * _UNITS[match[2] or ""]
+    return float(match["number"]) * _UNITS[match["unit"] or ""]
 
 
 def _node_affinity(reader: _Reader) -> dict[str, tuple[str, ...]]:
@@ -296,10 +303,10 @@ def _node_affinity(reader: _Reader) -> dict[str, tuple[str, ...]]:
     result: dict[str, tuple[str, ...]] = {}
     for label, values in obj.items():
         if (
-            not _LABEL_KEY_RE.match(label)
+            not _LABEL_KEY_RE.fullmatch(label)
             or not isinstance(values, list)
             or not values
-            or not all(isinstance(v, str) and v and _LABEL_VALUE_RE.match(v) for v in values)
+            or not all(isinstance(v, str) and v and _LABEL_VALUE_RE.fullmatch(v) for v in values)
         ):
             reader._problem(key, expected, example, obj)
             return {}
@@ -315,7 +322,7 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         "aws:region",
         "an AWS region name",
         '"eu-west-2"',
-        lambda v: bool(_REGION_RE.match(v)),
+        lambda v: bool(_REGION_RE.fullmatch(v)),
     )
     platform_domain = r.string(
         "platformDomain",
@@ -337,19 +344,23 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         f"an https URL of the Keycloak realm {KEYCLOAK_REALM!r} without a trailing slash",
         f'"https://dev.eodatahub.org.uk/keycloak/realms/{KEYCLOAK_REALM}"',
         lambda v: bool(
-            re.match(
-                rf"^https://[a-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~-]+)*/realms/{KEYCLOAK_REALM}$", v
+            re.fullmatch(
+                rf"https://[a-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~-]+)*/realms/{KEYCLOAK_REALM}", v
             )
         ),
         default=default_issuer,
     )
-    client_id = ("an OAuth client id", '"eodh-jupyterhub"', lambda v: bool(_CLIENT_ID_RE.match(v)))
+    client_id = (
+        "an OAuth client id",
+        '"eodh-jupyterhub"',
+        lambda v: bool(_CLIENT_ID_RE.fullmatch(v)),
+    )
     hub_client_id = r.string("hubClientId", *client_id)
     workspaces_client_id = r.string("workspacesClientId", *client_id)
     secret_name = (
         "the name of an AWS Secrets Manager secret (not its value)",
         '"eodhp-dev/jupyterhub/oauth-client-secret"',
-        lambda v: bool(_SECRET_NAME_RE.match(v)) and not v.startswith("arn:"),
+        lambda v: bool(_SECRET_NAME_RE.fullmatch(v)) and not v.startswith("arn:"),
     )
     oauth_secret = r.string("oauthClientSecretName", *secret_name)
     workspaces_secret = r.string("workspacesClientSecretName", *secret_name)
@@ -364,7 +375,7 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         "eksOidcProviderArn",
         "the IAM ARN of the EKS cluster's OIDC provider",
         '"arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-2.amazonaws.com/id/EXAMPLE"',
-        lambda v: bool(_OIDC_PROVIDER_ARN_RE.match(v)),
+        lambda v: bool(_OIDC_PROVIDER_ARN_RE.fullmatch(v)),
     )
     keycloak_provider_arn = r.optional_string(
         "keycloakProviderArn",
@@ -372,7 +383,9 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         "to create one)",
         f'"arn:aws:iam::123456789012:oidc-provider/dev.eodatahub.org.uk/keycloak/realms/'
         f'{KEYCLOAK_REALM}"',
-        lambda v: bool(_OIDC_PROVIDER_ARN_RE.match(v)) and v.endswith(f"/realms/{KEYCLOAK_REALM}"),
+        lambda v: (
+            bool(_OIDC_PROVIDER_ARN_RE.fullmatch(v)) and v.endswith(f"/realms/{KEYCLOAK_REALM}")
+        ),
     )
     hub_image = _image(r, "hubImage", "public.ecr.aws/eodh/eodh-jupyter-hub:4.2.0-0.2.0")
     notebook_image = _image(
@@ -387,13 +400,13 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         "notebookStorageClass",
         "a Kubernetes StorageClass name",
         '"file-storage"',
-        lambda v: bool(_K8S_NAME_RE.match(v)) and len(v) <= 253,
+        lambda v: bool(_K8S_NAME_RE.fullmatch(v)) and len(v) <= 253,
     )
     storage_capacity = r.string(
         "notebookStorageCapacity",
-        "a storage quantity",
+        "a storage quantity above zero",
         '"10Gi"',
-        lambda v: bool(_MEMORY_RE.match(v)),
+        _is_positive_quantity,
     )
     cull_timeout = r.integer("cullTimeoutSeconds", "3600", 3600, 300, 7 * 24 * 3600)
     protect_data = r.boolean("protectData", "true", default=True)
@@ -401,7 +414,7 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         "tlsSecretName",
         "a Kubernetes Secret name holding the ingress certificate (or leave unset)",
         '"eodhp-tls"',
-        lambda v: bool(_K8S_NAME_RE.match(v)) and len(v) <= 253,
+        lambda v: bool(_K8S_NAME_RE.fullmatch(v)) and len(v) <= 253,
     )
 
     marker_reserved_concurrency = r.optional_integer(

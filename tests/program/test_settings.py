@@ -90,6 +90,64 @@ BAD_CONFIGS = [
     ("reserved-concurrency-fraction", f"{P}markerReservedConcurrency", "2.5", "whole number"),
     ("reserved-concurrency-words", f"{P}markerReservedConcurrency", "ten", "whole number"),
     ("manage-bucket-not-boolean", f"{P}manageWorkspaceBucket", "no", "boolean"),
+    # Sizes must be above zero: a 0-byte claim or a 0-memory limit is no notebook.
+    ("storage-capacity-zero", f"{P}notebookStorageCapacity", "0", "above zero"),
+    ("storage-capacity-zero-gi", f"{P}notebookStorageCapacity", "0Gi", "above zero"),
+    ("storage-capacity-zero-point", f"{P}notebookStorageCapacity", "0.0M", "above zero"),
+    (
+        "memory-guarantee-zero",
+        f"{P}notebookResources",
+        json.dumps({"cpuGuarantee": 1, "cpuLimit": 1, "memoryGuarantee": "0", "memoryLimit": "2G"}),
+        "above zero",
+    ),
+    (
+        "memory-limit-zero",
+        f"{P}notebookResources",
+        json.dumps(
+            {"cpuGuarantee": 1, "cpuLimit": 1, "memoryGuarantee": "0G", "memoryLimit": "0G"}
+        ),
+        "above zero",
+    ),
+    (
+        "cpu-guarantee-zero",
+        f"{P}notebookResources",
+        json.dumps(
+            {"cpuGuarantee": 0, "cpuLimit": 1, "memoryGuarantee": "1G", "memoryLimit": "2G"}
+        ),
+        "positive numbers",
+    ),
+    (
+        "cpu-limit-zero",
+        f"{P}notebookResources",
+        json.dumps(
+            {"cpuGuarantee": 0, "cpuLimit": 0, "memoryGuarantee": "1G", "memoryLimit": "2G"}
+        ),
+        "positive numbers",
+    ),
+    # int() alone takes these; a stack file never means them.
+    ("cull-timeout-plus-sign", f"{P}cullTimeoutSeconds", "+3600", "whole number"),
+    ("cull-timeout-underscore", f"{P}cullTimeoutSeconds", "3_600", "whole number"),
+    # Nested strings are checked as strictly as top-level ones.
+    (
+        "memory-trailing-newline",
+        f"{P}notebookResources",
+        json.dumps(
+            {"cpuGuarantee": 1, "cpuLimit": 1, "memoryGuarantee": "1G\n", "memoryLimit": "2G"}
+        ),
+        "memoryGuarantee",
+    ),
+    (
+        "affinity-value-trailing-newline",
+        f"{P}notebookNodeAffinity",
+        json.dumps({"eks.amazonaws.com/nodegroup": ["notebooks\n"]}),
+        "node label",
+    ),
+    (
+        "affinity-label-trailing-newline",
+        f"{P}notebookNodeAffinity",
+        json.dumps({"eks.amazonaws.com/nodegroup\n": ["notebooks"]}),
+        "node label",
+    ),
 ]
 
 
@@ -207,3 +265,43 @@ def test_manage_workspace_bucket_defaults_to_true_and_can_be_switched_off(stack:
     assert load_settings(pulumi_config(stack), stack).manage_workspace_bucket is True
     config = _mutated(stack, f"{P}manageWorkspaceBucket", "false")
     assert load_settings(config, stack).manage_workspace_bucket is False
+
+
+def _string_keys(stack: str) -> list[str]:
+    """Every key the settings read whose value is text (not an object), set or defaulted."""
+    config = effective_config(stack)
+    return sorted(
+        key
+        for key, value in config.items()
+        if (key.startswith(P) or key == "aws:region") and not isinstance(value, (dict, list))
+    )
+
+
+def test_every_text_key_is_covered() -> None:
+    # The list below is derived from the files; make sure it did not come out nearly empty.
+    assert {f"{P}platformDomain", f"{P}workspaceBucket", "aws:region", f"{P}debug"} <= set(
+        _string_keys("dev3")
+    )
+    assert len(_string_keys("dev3")) >= 20
+
+
+@pytest.mark.parametrize("key", _string_keys("dev3"))
+def test_a_trailing_newline_fails_naming_the_key(key: str) -> None:
+    # dev3 sets the most keys (keycloakIssuer and keycloakProviderArn included).
+    config = pulumi_config("dev3")
+    config[key] = config.get(key, "") + "\n"
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config, "dev3")
+    assert [p for p in raised.value.problems if p.startswith(f"{key}:")], raised.value.problems
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        (f"{P}notebookStorageCapacity", "1"),
+        (f"{P}notebookStorageCapacity", "500Mi"),
+        (f"{P}notebookStorageCapacity", "0.5Gi"),
+    ],
+)
+def test_small_positive_sizes_are_accepted(key: str, value: str) -> None:
+    assert load_settings(_mutated("dev", key, value), "dev").notebook_storage_capacity == value
