@@ -397,6 +397,15 @@ async def eodh_options_from_form(formdata, spawner) -> dict:
     """
     options = spawner._options_from_form(formdata)
     eodh_check_workspace(options.get("workspace"), await spawner.user.get_auth_state())
+    profiles = await eodh_profiles(spawner)
+    slugs = [p["slug"] for p in profiles]
+    profile = options.get("profile")
+    if profiles and profile is not None and profile not in slugs:
+        # KubeSpawner would refuse it only after the token exchange, at start.
+        raise SpawnRefused(
+            400,
+            f"There is no environment '{profile}'. Choose one of: {', '.join(slugs)}.",
+        )
     return options
 
 

@@ -9,6 +9,7 @@ import pytest
 from tornado import web
 
 from tests.hub.conftest import PROFILES
+from tests.hub.fake_keycloak import EXCHANGE_GRANT
 
 
 def _options(form_html: str, name: str) -> list[str]:
@@ -43,12 +44,38 @@ def test_form_is_never_empty_even_without_workspaces(run, make_spawner):
     assert _options(form, "workspace") == []
 
 
-def test_workspace_names_are_escaped(run, make_spawner):
-    spawner = make_spawner(
-        "alice", auth_state={"workspaces": ['"><script>x</script>'], "access_token": "t"}
+def test_profile_texts_are_escaped(run, make_spawner):
+    # Profiles come from the chart values; the form must still print them as text.
+    hostile = [
+        {
+            "display_name": '"><script>x()</script>',
+            "slug": "odd",
+            "description": "<img src=x onerror=y()>",
+            "kubespawner_override": {},
+        }
+    ]
+    form = run(make_spawner("alice", profile_list=hostile).get_options_form())
+    assert "<script>" not in form and "<img" not in form
+    assert "&lt;script&gt;x()&lt;/script&gt;" in form
+    assert "&lt;img src=x onerror=y()&gt;" in form
+
+
+def test_unusable_workspace_names_never_reach_the_form(run, make_spawner, kc):
+    kc.users["alice"] = ["alpha", '"><script>x()</script>']
+    form = run(make_spawner("alice").get_options_form())
+    assert _options(form, "workspace") == ["alpha"]
+    assert "script" not in form
+
+
+def test_unknown_profile_is_refused_before_any_exchange(run, make_spawner, kc):
+    spawner = make_spawner("alice")
+    with pytest.raises(web.HTTPError) as refused:
+        run(spawner.run_options_from_form({"workspace": ["alpha"], "profile": ["gpu"]}))
+    assert refused.value.status_code == 400
+    assert str(refused.value) == (
+        "There is no environment 'gpu'. Choose one of: eodh, python-3-12, r-4-4."
     )
-    form = run(spawner.get_options_form())
-    assert "<script>x" not in form
+    assert not kc.grants(EXCHANGE_GRANT)
 
 
 def test_submitting_puts_workspace_and_profile_into_user_options(run, make_spawner):
