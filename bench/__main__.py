@@ -84,7 +84,7 @@ def differing_files(a: Path, b: Path) -> int:
     return differ
 
 
-def marker_ratio() -> tuple[int, int, float, int, float]:
+def marker_rows() -> list[tuple[str, str]]:
     sys.path.insert(0, str(ROOT / "bench"))
     import random
 
@@ -92,9 +92,20 @@ def marker_ratio() -> tuple[int, int, float, int, float]:
 
     os.environ["LOG_LEVEL"] = "WARNING"
     keys = s3keep_bench.realistic_tree(random.Random(s3keep_bench.SEED))
-    ours = s3keep_bench.run("s3keep", keys, "1", True)
-    naive = s3keep_bench.run("naive", keys, "naive", False)
-    return ours["requests"], ours["floor"], ours["ratio"], naive["requests"], naive["ratio"]
+    rows = []
+    for label, variant in [
+        ("marker function, 1 container", "1"),
+        ("marker function, 4 concurrent containers", "4"),
+        ("naive marker handler", "naive"),
+    ]:
+        row = s3keep_bench.run(label, keys, variant)
+        rows.append(
+            (
+                f"{label}: S3 requests / floor ({row['objects']} uploads)",
+                f"{row['requests']} / {row['floor']} = {row['ratio']:.3f}",
+            )
+        )
+    return rows
 
 
 def main() -> int:
@@ -127,14 +138,7 @@ def main() -> int:
             )
         )
     print("bench: marker function against moto ...", file=sys.stderr)
-    requests, floor, ratio, naive_requests, naive_ratio = marker_ratio()
-    rows.append(("marker function: S3 requests / floor", f"{requests} / {floor} = {ratio:.2f}"))
-    rows.append(
-        (
-            "naive marker handler: S3 requests / floor",
-            f"{naive_requests} / {floor} = {naive_ratio:.2f}",
-        )
-    )
+    rows += marker_rows()
 
     width = max(len(name) for name, _ in rows)
     print(f"| {'measure':<{width}} | value |")

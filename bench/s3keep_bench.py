@@ -15,14 +15,12 @@ import os
 import random
 import sys
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 20240820
@@ -107,21 +105,27 @@ def spread(functions: list[Any], rng: random.Random) -> Callable[[Mapping[str, A
     return lambda event: rng.choice(functions).handle(event)
 
 
-def run(label: str, keys: list[str], variant: str, version_ids: bool) -> dict[str, Any]:
+def run(label: str, keys: list[str], variant: str) -> dict[str, Any]:
     module = harness.load_handler()
-    with harness.versioned_events() if version_ids else nullcontext(), mock_aws():
-        world = harness.make_world()
+    with harness.moto_world() as world:
         handle: Callable[[Mapping[str, Any]], Any]
+        client = harness.function_client(world, module)
+        requests = harness.RequestLog(client, limit=None)
         if variant == "naive":
-            client = module.new_client()
-            requests = harness.RequestLog(client, limit=None)
             handle = NaiveFunction(client, module).handle
         else:
+            # Containers share nothing but the function's identity, as on Lambda.
             containers = int(variant)
-            client = module.new_client()
-            requests = harness.RequestLog(client, limit=None)
             store = module.MarkerStore(client)
-            functions = [module.MarkerFunction(store, harness.MARKER) for _ in range(containers)]
+            functions = [
+                module.MarkerFunction(
+                    store,
+                    harness.MARKER,
+                    function_name=harness.FUNCTION_NAME,
+                    role_id=world.role_id,
+                )
+                for _ in range(containers)
+            ]
             handle = spread(functions, random.Random(SEED))
         # Lambda works while an upload is still running; draining per batch also keeps
         # moto's queue short (its SQS bookkeeping is quadratic in the queue length).
@@ -164,10 +168,9 @@ def main() -> int:
         os.environ.pop(name, None)
     keys = realistic_tree(random.Random(SEED))
     rows = [
-        run("s3keep, events with versionId, 1 warm container", keys, "1", True),
-        run("s3keep, events with versionId, 4 containers", keys, "4", True),
-        run("s3keep, moto events as sent (no versionId)", keys, "1", False),
-        run("naive: HEAD every ancestor, PUT if missing", keys, "naive", False),
+        run("s3keep, 1 container", keys, "1"),
+        run("s3keep, 4 concurrent containers", keys, "4"),
+        run("naive: HEAD every ancestor, PUT if missing", keys, "naive"),
     ]
     first = rows[0]
     depths = [len(k.split("/")) - 1 for k in keys]
