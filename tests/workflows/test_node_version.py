@@ -10,6 +10,7 @@ parser of ours.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -53,6 +54,13 @@ def pinned_major() -> int:
     return int(text)
 
 
+@functools.cache
+def npm_root() -> str:
+    return subprocess.run(
+        ["npm", "root", "-g"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+
+
 def npm_semver() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
@@ -60,10 +68,7 @@ def npm_semver() -> Path:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    root = subprocess.run(
-        ["npm", "root", "-g"], capture_output=True, text=True, check=True, timeout=60
-    ).stdout.strip()
-    semver = Path(root) / "npm" / "node_modules" / "semver"
+    semver = Path(npm_root()) / "npm" / "node_modules" / "semver"
     assert (semver / "package.json").is_file(), f"npm ships no semver at {semver}"
     return semver
 
