@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 A ?= staging
 B ?= prod
 
-.PHONY: setup render check diff test lint format bench clean import-plan preflight
+.PHONY: setup render check diff test lint format bench clean import-plan preflight screenshots
 
 setup: ## Install the locked Python environment and the Node test tools
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet --disable-pip-version-check uv
@@ -42,6 +42,9 @@ import-plan: setup ## What `pulumi import` must adopt before the first up (STACK
 
 preflight: setup ## Read-only checks of the live environment before any up (STACK=...; PREFLIGHT_ARGS=--adopting for an ArgoCD-run one)
 	$(RUN) python -m tools.preflight $(STACK) $(PREFLIGHT_ARGS)
+
+screenshots: setup ## Refresh the README's spawn-page screenshots in docs/screenshots/ (headless Chromium)
+	EODH_SCREENSHOTS=docs/screenshots $(RUN) pytest -q -p no:cacheprovider tests/hub/test_spawn_browser.py
 
 bench: setup ## Performance figures (see README); not a test
 	$(RUN) python -m bench
