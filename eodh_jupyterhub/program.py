@@ -50,7 +50,7 @@ def jupyterhub_program(settings: Settings) -> None:
             issuer=settings.keycloak_issuer,
             client_ids=(settings.workspaces_client_id,),
             existing_provider_arn=settings.keycloak_provider_arn,
-            protect=settings.protect_data,
+            protect=settings.protect_keycloak_provider,
             account=settings.aws_account,
         ),
     )

@@ -103,12 +103,25 @@ class Settings:
     # PutFunctionConcurrency can never be refused for leaving it under 100.
     marker_reserved_concurrency: int | None
     manage_workspace_bucket: bool
+    # Apart from protect_data: other stacks (their keycloakProviderArn) and roles made outside
+    # this program may trust the provider, so a throw-away stack's data policy must not decide.
+    protect_keycloak_provider: bool
     namespace: str = NAMESPACE
 
     @property
     def aws_account(self) -> str:
         """The deploy account: the one holding the EKS cluster's OIDC provider."""
         return self.eks_oidc_provider_arn.split(":")[4]
+
+    @property
+    def created_keycloak_provider_arn(self) -> str | None:
+        """The ARN of the provider this stack creates (IAM names it after the issuer URL)."""
+        if self.keycloak_provider_arn:
+            return None
+        return (
+            f"arn:aws:iam::{self.aws_account}:oidc-provider/"
+            f"{self.keycloak_issuer.removeprefix('https://')}"
+        )
 
     @property
     def eks_oidc_issuer_host(self) -> str:
@@ -427,6 +440,7 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         maximum=MAX_MARKER_RESERVED_CONCURRENCY,
     )
     manage_workspace_bucket = r.boolean("manageWorkspaceBucket", "false", default=True)
+    protect_keycloak_provider = r.boolean("protectKeycloakProvider", "true", default=True)
 
     _unknown_project_keys(r)
     if r.problems:
@@ -460,6 +474,7 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         tls_secret_name=tls_secret_name,
         marker_reserved_concurrency=marker_reserved_concurrency,
         manage_workspace_bucket=manage_workspace_bucket,
+        protect_keycloak_provider=protect_keycloak_provider,
     )
 
 
@@ -471,6 +486,24 @@ def _unknown_project_keys(reader: _Reader) -> None:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(known)}"
             reader.problems.append(f"{key}: unknown setting; {hint}")
+
+
+def shared_provider_problems(stacks: Mapping[str, Settings]) -> list[str]:
+    """Cross-stack rule the settings of one stack cannot see: a Keycloak provider that another
+    stack's keycloakProviderArn names must be protected and retained by the stack creating it,
+    or destroying that stack (throw-away or not) breaks the other's notebook role."""
+    creators = {s.created_keycloak_provider_arn: name for name, s in stacks.items()}
+    problems = []
+    for name, settings in sorted(stacks.items()):
+        arn = settings.keycloak_provider_arn
+        creator = creators.get(arn) if arn else None
+        if creator and not stacks[creator].protect_keycloak_provider:
+            problems.append(
+                f"Pulumi.{creator}.yaml: {PROJECT}:protectKeycloakProvider: expected true, "
+                f"because Pulumi.{name}.yaml's keycloakProviderArn names the provider this "
+                "stack creates; got false"
+            )
+    return problems
 
 
 def settings_from_pulumi() -> Settings:

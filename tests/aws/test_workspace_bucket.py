@@ -131,13 +131,14 @@ def test_access_logging_only_where_configured(recording: Recording, stack: str) 
 def test_protection_where_configured(recording: Recording, stack: str) -> None:
     protected = stack in PROTECTED_STACKS
     assert (effective_config(stack)[f"{P}protectData"] in (True, "true")) == protected
-    guarded = [recording.named("workspaces-bucket")]
-    guarded += recording.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
-    assert len(guarded) == (1 if stack == "dev3" else 2)
-    for resource in guarded:
-        assert (resource.protect, resource.retain_on_delete) == (protected, protected), (
-            resource.name
-        )
+    bucket = recording.named("workspaces-bucket")
+    assert (bucket.protect, bucket.retain_on_delete) == (protected, protected)
+    # The identity provider follows protectKeycloakProvider, not protectData: another stack
+    # may trust it (tests/program/test_shared_identity_provider.py). Every stack keeps it.
+    providers = recording.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    assert len(providers) == (0 if stack == "dev3" else 1)
+    assert all(p.protect and p.retain_on_delete for p in providers)
+    guarded = [bucket, *providers]
     # Nothing else is protected: protection is for data and trust, not for configuration.
     others = [r for r in recording.resources if r not in guarded]
     assert not any(r.protect or r.retain_on_delete for r in others if r.type.startswith("aws:"))
