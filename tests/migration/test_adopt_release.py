@@ -117,7 +117,18 @@ def test_storage_class_set_by_values_must_match_the_live_one() -> None:
     assert adopt_release.pvc_conflicts(rendered, LIVE_PVC) == ["storageClassName 'gp2' -> 'gp3'"]
 
 
-def test_release_never_replaces_and_the_disk_outlives_a_failed_install(dev_release, capsys) -> None:
+@pytest.fixture
+def dev_program(dev_release, monkeypatch) -> None:
+    """main() reads the program's release; reuse the session's recording of it."""
+    inputs, _ = dev_release
+    monkeypatch.setattr(
+        adopt_release, "_release_from_program", lambda stack: (inputs, inputs["values"])
+    )
+
+
+def test_release_never_replaces_and_the_disk_outlives_a_failed_install(
+    dev_release, dev_program, capsys
+) -> None:
     inputs, documents = dev_release
     # updateResource replaces (delete + create) only with --force.
     assert not inputs.get("forceUpdate")
@@ -134,7 +145,7 @@ def test_release_never_replaces_and_the_disk_outlives_a_failed_install(dev_relea
     assert lines[-1].startswith("# dry run")
 
 
-def test_no_generated_secret_reaches_the_output(capsys) -> None:
+def test_no_generated_secret_reaches_the_output(dev_program, capsys) -> None:
     adopt_release.main(["dev"])
     out = capsys.readouterr().out
     for secret in recording_for("dev").generated_secrets:

@@ -512,3 +512,29 @@ def test_reserved_concurrency_unaffordable(env) -> None:
     env["kube"].state["unreserved"] = 110
     assert _run(env)["lambda-reserved-concurrency"].ok
     assert _run(env, marker_reserved_concurrency=None)["lambda-reserved-concurrency"].ok
+
+
+def test_make_preflight_uses_the_stacks_context_and_fails_the_run(monkeypatch, capsys) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_checks(
+        settings, context, annotations, adopting=False, ingress_configmap="", session=None
+    ):
+        seen.update(
+            context=context, annotations=annotations, adopting=adopting, stack=settings.stack
+        )
+        return [
+            preflight.Result("cluster-context", True, "fine"),
+            preflight.Result(
+                "tls-secret", False, "TLS secret jupyter/x does not exist", "create it"
+            ),
+        ]
+
+    monkeypatch.setattr(preflight, "run_checks", fake_checks)
+    assert preflight.main(["dev", "--adopting"]) == 1
+    assert seen["context"] == "eodhp-dev" and seen["adopting"] is True and seen["stack"] == "dev"
+    # The program's own Ingress annotations decide what the controller must allow.
+    assert seen["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "2g"
+    out = capsys.readouterr().out
+    assert "FAIL  tls-secret: TLS secret jupyter/x does not exist\n      fix: create it" in out
+    assert out.endswith("1 passed, 1 failed\n")
