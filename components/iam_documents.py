@@ -215,9 +215,13 @@ def marker_function_policy(
 ) -> PolicyDocument:
     """Exactly what the marker function does: create marker objects, log, report failures.
 
-    `*` in an S3 object ARN spans `/`, so `<bucket>/*/*/<marker>` covers markers of
-    directories at any depth inside a workspace and nothing else: not other objects, not the
-    workspace's own marker (s3contents writes that one), not one at the bucket root.
+    In an S3 ARN `*` matches any run of characters, `/` and the empty run included, and `?`
+    exactly one. `<bucket>/?*/?*/<marker>` therefore asks for a non-empty workspace and at
+    least one non-empty directory inside it: not the workspace's own marker (s3contents
+    writes that one), not one at the bucket root, not `//<marker>` or `/x/<marker>` (both of
+    which `*/*/` allows). A wildcard cannot say "no empty segment" in the middle, so
+    keys starting with `/` or holding `//` anywhere are denied outright: the function never
+    writes them (it stops climbing at an empty segment).
     """
     return {
         "Version": "2012-10-17",
@@ -226,7 +230,13 @@ def marker_function_policy(
                 "Sid": "CreateDirectoryMarkers",
                 "Effect": "Allow",
                 "Action": "s3:PutObject",
-                "Resource": f"{bucket_arn}/*/*/{marker_name}",
+                "Resource": f"{bucket_arn}/?*/?*/{marker_name}",
+            },
+            {
+                "Sid": "NoEmptyPathSegments",
+                "Effect": "Deny",
+                "Action": "s3:PutObject",
+                "Resource": [f"{bucket_arn}//*", f"{bucket_arn}/*//*"],
             },
             {
                 "Sid": "WriteOwnLogs",
