@@ -244,9 +244,11 @@ def _random_string(name: str, inputs: dict[str, Any]) -> str:
     if not chars:
         raise MockProviderError(f"{name}: the character set specified is empty")
     length = _int(inputs, "length")
-    required = [(c, n) for c, _, n in classes if n] + [
-        (chars, length - sum(n for *_, n in classes))
-    ]
+    minimums = sum(n for *_, n in classes)
+    if length < max(minimums, 1):
+        # The provider's length validators: at least 1 and at least the sum of the minimums.
+        raise MockProviderError(f"{name}: length {length} is below 1 or the sum of the minimums")
+    required = [(c, n) for c, _, n in classes if n] + [(chars, length - minimums)]
     picks = _stand_in_bytes(name, 2 * length)
     result: list[str] = []
     for charset, count in required:
