@@ -120,18 +120,8 @@ class GeneratedHubSecrets(pulumi.ComponentResource):
     proxy_secret_token: pulumi.Output[str]
     crypt_key: pulumi.Output[str]
 
-    def __init__(
-        self,
-        name: str,
-        opts: pulumi.ResourceOptions | None = None,
-        imports: dict[str, str] | None = None,
-    ):
-        """`imports` maps a role of GENERATED_SECRETS to its import id (see `import_id`)."""
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
         super().__init__("eodh:secrets:GeneratedHubSecrets", name, None, opts)
-        imports = imports or {}
-        unknown = set(imports) - set(GENERATED_SECRETS)
-        if unknown:
-            raise ValueError(f"imports for unknown secrets {sorted(unknown)}")
         values = {}
         for role in GENERATED_SECRETS:
             generated = random.RandomPassword(
@@ -151,7 +141,6 @@ class GeneratedHubSecrets(pulumi.ComponentResource):
                     # schema change can put them in clear text.
                     additional_secret_outputs=["result", "bcryptHash"],
                     ignore_changes=list(IMPORT_IGNORED_INPUTS),
-                    import_=imports.get(role),
                 ),
             )
             # Output.secret keeps it secret under mocks too, which drop the option.
