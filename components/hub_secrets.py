@@ -47,8 +47,9 @@ GENERATOR_TYPE = "random:index/randomPassword:RandomPassword"
 # value, verbatim (resource_password.go ImportState: `Result: types.StringValue(id)`), and the
 # import writes length = len(value), upper/lower/numeric/special = true, no override_special.
 # Those differ from the inputs below, and each of them forces a replacement, which would
-# regenerate the value right after the import; ignoring them keeps the imported value. They
-# never need to change later either: the value is only ever rotated with --replace.
+# regenerate the value right after the import; ignoring them keeps the imported value (the
+# engine applies ignore_changes to an import's diff: pulumi/pulumi pkg/resource/deploy/step.go,
+# ImportStep.Apply). They never need to change later either: rotation is a --replace.
 IMPORT_IGNORED_INPUTS = (
     "length",
     "lower",
