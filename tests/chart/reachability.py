@@ -93,34 +93,40 @@ def hub_url_problems(release: RenderedRelease, spawn: Spawn) -> list[str]:
     return problems
 
 
-def hub_target_port(release: RenderedRelease, spawn: Spawn) -> int:
-    """The hub container port that the server's API URL lands on, through the Service."""
-    parts = urlsplit(spawn.env["JUPYTERHUB_API_URL"])
-    service = resolve_service(parts.hostname or "", spawn.namespace, release.of_kind("Service"))
-    assert service is not None, "see hub_url_problems"
-    (port,) = [p for p in service["spec"]["ports"] if p["port"] == parts.port]
-    target = deployment_pod(release, "hub").resolve_port(port.get("targetPort", port["port"]))
-    assert target is not None, f"the hub container has no port {port.get('targetPort')}"
-    return target
+def hub_service_ports(release: RenderedRelease) -> list[int]:
+    """The hub container ports behind the Services that select the hub pod."""
+    hub = deployment_pod(release, "hub")
+    ports = []
+    for service in release.of_kind("Service"):
+        if service["metadata"]["namespace"] != hub.namespace:
+            continue
+        if not selector_matches({"matchLabels": service["spec"].get("selector") or {}}, hub.labels):
+            continue
+        for port in service["spec"]["ports"]:
+            target = hub.resolve_port(port.get("targetPort", port["port"]))
+            assert target is not None, f"the hub container has no port {port.get('targetPort')}"
+            ports.append(target)
+    assert ports, "no rendered Service selects the hub pod"
+    return ports
 
 
 def server_to_hub_problems(release: RenderedRelease, spawn: Spawn) -> list[str]:
-    """The rendered NetworkPolicies must let the server open the hub's API port, whether
-    KubeSpawner created the namespace or found it already there."""
+    """The rendered NetworkPolicies must let the server open the hub's API port (behind
+    the hub Service), whether KubeSpawner created the namespace or found it there."""
     problems = []
     hub = deployment_pod(release, "hub")
-    port = hub_target_port(release, spawn)
     cases = {
         "created by KubeSpawner": spawn.namespace_labels,
         "created beforehand by the platform": preexisting_namespace_labels(spawn),
     }
-    for case, namespace_labels in cases.items():
-        server = server_pod(spawn, namespace_labels)
-        if not connection_allowed(release.of_kind("NetworkPolicy"), server, hub, port):
-            problems.append(
-                f"server in {spawn.namespace} ({case}, labels {namespace_labels}) "
-                f"may not reach hub port {port}"
-            )
+    for port in hub_service_ports(release):
+        for case, namespace_labels in cases.items():
+            server = server_pod(spawn, namespace_labels)
+            if not connection_allowed(release.of_kind("NetworkPolicy"), server, hub, port):
+                problems.append(
+                    f"server in {spawn.namespace} ({case}, labels {namespace_labels}) "
+                    f"may not reach hub port {port}"
+                )
     return problems
 
 
