@@ -28,6 +28,7 @@ USERS = {
     # Real hub only: one user per destructive scenario, so tests share one hub.
     "erin": ["zeta"],
     "frank": ["eta"],
+    "henry": ["iota"],
     "mallory": ["theta", HOSTILE_SCRIPT, HOSTILE_ATTRIBUTE],
     # A misconfigured mapper: one string instead of an array.
     "stringy": "alpha",
