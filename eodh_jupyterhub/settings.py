@@ -50,10 +50,13 @@ _MEMORY_RE = re.compile(r"(?P<number>\d+(\.\d+)?)(?P<unit>[KMGT]i?)?")
 # AWS refuses a PutFunctionConcurrency that leaves fewer than 100 executions of the account
 # unreserved (Lambda API reference, PutFunctionConcurrency). The default account quota is
 # 1,000, so 900 is the most a reservation can ever be there; new accounts often have far less,
-# which is why the default is no reservation. Only a live check (preflight) can know the
-# account's quota and its other reservations.
+# and only a live check (preflight) can know the account's quota and its other reservations.
+# A reservation there must be (the policy pack's lambda-reserved-concurrency rule: a burst of
+# S3 events must not take the account's whole concurrency), so the default is small: 10, the
+# value this function has always had, which fits any account with 110 or more.
 AWS_UNRESERVED_CONCURRENCY_FLOOR = 100
 MAX_MARKER_RESERVED_CONCURRENCY = 1000 - AWS_UNRESERVED_CONCURRENCY_FLOOR
+DEFAULT_MARKER_RESERVED_CONCURRENCY = 10
 
 
 class SettingsError(Exception):
@@ -99,9 +102,7 @@ class Settings:
     protect_data: bool
     access_logs_bucket: str | None
     tls_secret_name: str | None
-    # None: no reservation; the function draws on the account's unreserved pool, so
-    # PutFunctionConcurrency can never be refused for leaving it under 100.
-    marker_reserved_concurrency: int | None
+    marker_reserved_concurrency: int
     manage_workspace_bucket: bool
     # Apart from protect_data: other stacks (their keycloakProviderArn) and roles made outside
     # this program may trust the provider, so a throw-away stack's data policy must not decide.
@@ -208,18 +209,6 @@ class _Reader:
             )
             return default
         return number
-
-    def optional_integer(
-        self, key: str, expected: str, example: str, minimum: int, maximum: int
-    ) -> int | None:
-        value = self._raw(key)
-        if value is None:
-            return None
-        text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-        if not re.fullmatch(r"[0-9]+", text) or not minimum <= int(text) <= maximum:
-            self._problem(self._key(key), expected, example, value)
-            return None
-        return int(text)
 
     def json_object(self, key: str, expected: str, example: str) -> dict[str, Any] | None:
         value = self._raw(key)
@@ -430,14 +419,12 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         lambda v: bool(_K8S_NAME_RE.fullmatch(v)) and len(v) <= 253,
     )
 
-    marker_reserved_concurrency = r.optional_integer(
+    marker_reserved_concurrency = r.integer(
         "markerReservedConcurrency",
-        f"a whole number from 1 to {MAX_MARKER_RESERVED_CONCURRENCY} (or leave unset for no "
-        "reservation; AWS refuses one that leaves the account under "
-        f"{AWS_UNRESERVED_CONCURRENCY_FLOOR} unreserved executions)",
         "10",
-        minimum=1,
-        maximum=MAX_MARKER_RESERVED_CONCURRENCY,
+        DEFAULT_MARKER_RESERVED_CONCURRENCY,
+        1,
+        MAX_MARKER_RESERVED_CONCURRENCY,
     )
     manage_workspace_bucket = r.boolean("manageWorkspaceBucket", "false", default=True)
     protect_keycloak_provider = r.boolean("protectKeycloakProvider", "true", default=True)

@@ -8,7 +8,7 @@ import pytest
 
 from eodh_jupyterhub.offline import Recording, run_with_config
 from eodh_jupyterhub.settings import ImageRef, SettingsError, load_settings
-from tests.support.stacks import effective_config, pulumi_config
+from tests.support.stacks import effective_config, pulumi_config, stack_values
 
 P = "eodh-jupyterhub:"
 DELETE = object()
@@ -85,6 +85,7 @@ BAD_CONFIGS = [
     # 0 is AWS's "throttle every invocation", never a way of saying "no reservation".
     ("reserved-concurrency-zero", f"{P}markerReservedConcurrency", "0", "from 1 to 900"),
     ("reserved-concurrency-negative", f"{P}markerReservedConcurrency", "-5", "from 1 to 900"),
+    ("reserved-concurrency-empty", f"{P}markerReservedConcurrency", " ", "from 1 to 900"),
     # More than the default account quota (1,000) minus the 100 AWS keeps unreserved.
     ("reserved-concurrency-too-big", f"{P}markerReservedConcurrency", "901", "from 1 to 900"),
     ("reserved-concurrency-fraction", f"{P}markerReservedConcurrency", "2.5", "whole number"),
@@ -250,9 +251,10 @@ def test_stack_files_hold_no_secret_values(stack: str) -> None:
         assert forbidden not in text
 
 
-def test_marker_reserved_concurrency_defaults_to_no_reservation(stack: str) -> None:
-    # No stack reserves today: a reservation can be refused by AWS (account quota), none cannot.
-    assert load_settings(pulumi_config(stack), stack).marker_reserved_concurrency is None
+def test_marker_reserved_concurrency_defaults_to_a_small_reservation(stack: str) -> None:
+    # Small enough for any account with 110 or more (AWS keeps 100 unreserved), and a cap on
+    # what an upload burst can take, as the policy pack's lambda-reserved-concurrency wants.
+    assert load_settings(pulumi_config(stack), stack).marker_reserved_concurrency == 10
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("1", 1), ("25", 25), ("900", 900)])
@@ -261,10 +263,19 @@ def test_marker_reserved_concurrency_accepts_numbers_in_range(raw: str, expected
     assert load_settings(config, "dev").marker_reserved_concurrency == expected
 
 
-def test_manage_workspace_bucket_defaults_to_true_and_can_be_switched_off(stack: str) -> None:
-    assert load_settings(pulumi_config(stack), stack).manage_workspace_bucket is True
-    config = _mutated(stack, f"{P}manageWorkspaceBucket", "false")
-    assert load_settings(config, stack).manage_workspace_bucket is False
+def test_manage_workspace_bucket_defaults_to_true(stack: str) -> None:
+    config = pulumi_config(stack)
+    stated = stack_values(stack).get(f"{P}manageWorkspaceBucket")
+    expected = True if stated is None else stated in (True, "true")
+    assert load_settings(config, stack).manage_workspace_bucket is expected
+    config.pop(f"{P}manageWorkspaceBucket")  # absent: the settings' own default
+    config.pop(f"{P}accessLogsBucket", None)
+    assert load_settings(config, stack).manage_workspace_bucket is True
+
+
+def test_manage_workspace_bucket_can_be_switched_off() -> None:
+    config = _mutated("dev", f"{P}manageWorkspaceBucket", "false")
+    assert load_settings(config, "dev").manage_workspace_bucket is False
 
 
 def _string_keys(stack: str) -> list[str]:
