@@ -29,6 +29,7 @@ with their own API token (scope custom:eodh:workspace-token!user, file 1).
 """
 
 import json
+import pprint
 import time
 from collections.abc import Mapping
 from urllib.parse import urlencode
@@ -429,6 +430,28 @@ async def eodh_pre_spawn_hook(spawner):
     }
 
 
+def eodh_modify_pod_hook(spawner, pod):
+    """Keep the pod's tokens out of the log when Kubernetes refuses the pod.
+
+    KubeSpawner 7.1 logs ``pod.to_str()``, the whole manifest with every env value, when
+    the pod create call fails (spawner.py, _make_create_pod_request: "Failed for %s").
+    The env holds the workspace token and the server's hub API token, so the manifest is
+    printed with env values withheld. The pod sent to Kubernetes is unchanged.
+    """
+
+    def manifest_without_env_values():
+        manifest = pod.to_dict()
+        spec = manifest.get("spec") or {}
+        for container in [*(spec.get("containers") or []), *(spec.get("init_containers") or [])]:
+            for variable in container.get("env") or []:
+                if variable.get("value") is not None:
+                    variable["value"] = "<withheld>"
+        return pprint.pformat(manifest)
+
+    pod.to_str = manifest_without_env_values
+    return pod
+
+
 class WorkspaceTokenHandler(APIHandler):
     """GET {hub API}/eodh/workspace-token?server=<name>: a fresh token for a running server.
 
@@ -494,6 +517,7 @@ c.KubeSpawner.delete_pvc = False
 c.KubeSpawner.options_form = eodh_options_form
 c.KubeSpawner.options_from_form = eodh_options_from_form
 c.KubeSpawner.pre_spawn_hook = eodh_pre_spawn_hook
+c.KubeSpawner.modify_pod_hook = eodh_modify_pod_hook
 
 # Deprecated since 3.1 in favour of services but still supported in 5.3; a service would
 # need admin:auth_state and its own copy of the exchange, so the handler stays in the hub.

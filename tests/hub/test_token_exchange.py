@@ -178,3 +178,32 @@ def test_dead_session_asks_to_log_in_again(run, make_spawner, kc):
     )
     error = _refused(run, spawn_with(make_spawner, "alice", "alpha", auth_state=stale))
     assert "log out and log in again" in str(error)
+
+
+def test_a_refused_pod_is_logged_without_its_tokens(run, make_spawner, kc, caplog):
+    # KubeSpawner logs the whole pod manifest when Kubernetes refuses the pod (a quota or
+    # an admission webhook); its env holds the workspace token and the hub API token.
+    from kubernetes_asyncio.client.rest import ApiException
+
+    class RefusingApi:
+        async def create_namespaced_pod(self, namespace, body):
+            raise ApiException(status=403, reason="Forbidden")
+
+    spawner = spawn_with(make_spawner, "alice", "alpha")
+    spawner.api_token = "hub-api-token-for-this-server-0123456789"
+    run(spawner.run_pre_spawn_hook())
+    run(spawner.load_user_options())
+    workspace_token = spawner.environment[S3_TOKEN]
+
+    async def create():
+        pod = await spawner.get_pod_manifest()
+        pod = spawner.modify_pod_hook(spawner, pod)
+        assert {e.name: e.value for e in pod.spec.containers[0].env}[S3_TOKEN] == workspace_token
+        spawner.api = RefusingApi()
+        await spawner._make_create_pod_request(pod, 5)
+
+    with caplog.at_level("DEBUG"), pytest.raises(ApiException):
+        run(create())
+    assert "Failed for" in caplog.text and "jupyter-alice" in caplog.text
+    assert workspace_token not in caplog.text
+    assert spawner.api_token not in caplog.text
