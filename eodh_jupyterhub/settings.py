@@ -13,9 +13,12 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from components.helm_values import ImageRef, NotebookResources
+
+from .stack_config import PROJECT_ROOT, stack_names, stack_values
 
 PROJECT = "eodh-jupyterhub"
 NAMESPACE = "jupyter"
@@ -479,18 +482,36 @@ def shared_provider_problems(stacks: Mapping[str, Settings]) -> list[str]:
     """Cross-stack rule the settings of one stack cannot see: a Keycloak provider that another
     stack's keycloakProviderArn names must be protected and retained by the stack creating it,
     or destroying that stack (throw-away or not) breaks the other's notebook role."""
-    creators = {s.created_keycloak_provider_arn: name for name, s in stacks.items()}
-    problems = []
-    for name, settings in sorted(stacks.items()):
-        arn = settings.keycloak_provider_arn
-        creator = creators.get(arn) if arn else None
-        if creator and not stacks[creator].protect_keycloak_provider:
-            problems.append(
-                f"Pulumi.{creator}.yaml: {PROJECT}:protectKeycloakProvider: expected true, "
-                f"because Pulumi.{name}.yaml's keycloakProviderArn names the provider this "
-                "stack creates; got false"
-            )
-    return problems
+    references = {n: s.keycloak_provider_arn for n, s in stacks.items() if s.keycloak_provider_arn}
+    return [
+        f"Pulumi.{name}.yaml: {problem}"
+        for name, settings in sorted(stacks.items())
+        for problem in unprotected_shared_provider(name, settings, references)
+    ]
+
+
+def unprotected_shared_provider(
+    stack: str, settings: Settings, references: Mapping[str, str | None]
+) -> list[str]:
+    """The problem, if `stack` creates a provider that another stack (`references`: stack ->
+    its keycloakProviderArn) trusts, and leaves it unprotected."""
+    arn = settings.created_keycloak_provider_arn
+    if not arn or settings.protect_keycloak_provider:
+        return []
+    users = sorted(name for name, ref in references.items() if ref == arn and name != stack)
+    if not users:
+        return []
+    files = ", ".join(f"Pulumi.{name}.yaml" for name in users)
+    return [
+        f"{PROJECT}:protectKeycloakProvider: expected true, because {files} names the "
+        f"provider this stack creates ({arn}) in keycloakProviderArn; got false"
+    ]
+
+
+def provider_references(root: Path = PROJECT_ROOT) -> dict[str, str | None]:
+    """Each stack file's keycloakProviderArn, read from the files beside Pulumi.yaml."""
+    key = f"{PROJECT}:keycloakProviderArn"
+    return {name: stack_values(name, root).get(key) or None for name in stack_names(root)}
 
 
 def settings_from_pulumi() -> Settings:
@@ -500,4 +521,10 @@ def settings_from_pulumi() -> Settings:
 
     raw: dict[str, Any] = dict(runtime_config.get_config_env())
     raw.update(runtime_config.CONFIG.get())
-    return load_settings(raw, pulumi.get_stack())
+    stack = pulumi.get_stack()
+    settings = load_settings(raw, stack)
+    # The one rule that needs the other stacks: they are the files beside this one.
+    problems = unprotected_shared_provider(stack, settings, provider_references())
+    if problems:
+        raise SettingsError(f"Pulumi.{stack}.yaml", problems)
+    return settings

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from eodh_jupyterhub.offline import Recording
-from eodh_jupyterhub.settings import Settings, load_settings, shared_provider_problems
+from eodh_jupyterhub.offline import Recording, run_with_config
+from eodh_jupyterhub.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    provider_references,
+    shared_provider_problems,
+)
 from tests.support.recordings import recording_for
 from tests.support.stacks import pulumi_config, stack_names
 
@@ -79,3 +85,32 @@ def test_protection_of_a_created_provider_follows_its_own_setting(stack: str) ->
     (provider,) = providers
     assert provider.protect is settings.protect_keycloak_provider is True
     assert provider.retain_on_delete is True
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+def test_the_program_refuses_to_unprotect_a_shared_provider(preview: bool) -> None:
+    # At `pulumi preview`/`up` time too, not only in CI: the stack files lie beside Pulumi.yaml.
+    config = pulumi_config("dev") | {f"{P}protectKeycloakProvider": "false"}
+    recording = Recording(stack="dev", preview=preview)
+    with pytest.raises(SettingsError) as raised:
+        run_with_config("dev", config, preview=preview, recording=recording)
+    message = str(raised.value)
+    assert message.startswith("Pulumi.dev.yaml: invalid stack configuration")
+    assert f"{P}protectKeycloakProvider: expected true" in message
+    assert "Pulumi.dev3.yaml" in message
+    assert recording.resources == [], "a resource was registered despite the refusal"
+
+
+def test_the_program_lets_an_unshared_provider_go_unprotected() -> None:
+    config = pulumi_config("test") | {f"{P}protectKeycloakProvider": "false"}
+    recording = run_with_config("test", config)
+    provider = _provider(recording)
+    assert not provider.protect and not provider.retain_on_delete
+
+
+def test_provider_references_are_read_from_the_stack_files() -> None:
+    references = provider_references()
+    assert set(references) == set(stack_names())
+    assert {k: v for k, v in references.items() if v} == {
+        "dev3": "arn:aws:iam::312280911266:oidc-provider/dev.eodatahub.org.uk/keycloak/realms/eodhp"
+    }
