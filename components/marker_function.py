@@ -1,15 +1,20 @@
 """The `.s3keep` marker function: makes every directory in the workspace bucket visible.
 
-Source: lambda/s3keep (standard library + the runtime's boto3), packaged as an archive.
-S3 invokes it asynchronously for every created object; Lambda retries a failed event and
+Source: lambda/s3keep (standard library + the runtime's boto3), packaged from an explicit
+file list. S3 invokes it asynchronously for every created object, either through the
+bucket's notification configuration (a bucket this stack owns) or through an EventBridge
+rule on the bucket's "Object Created" events (a bucket shared with other services, whose
+one notification configuration is not ours to write). Lambda retries a failed event and
 then hands it to an SQS queue, so no event is silently lost.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -19,6 +24,46 @@ from .iam_documents import lambda_trust_policy, marker_function_policy
 RUNTIME = "python3.13"
 ARCHITECTURE = "arm64"
 HANDLER = "handler.handler"
+# Exactly what the function runs: the archive is built from these names, never from the
+# directory, so caches and editor files left by a local run cannot reach the upload.
+CODE_FILES = ("handler.py",)
+
+Trigger = Literal["bucket-notification", "eventbridge"]
+
+
+def code_archive(source_dir: Path) -> tuple[pulumi.AssetArchive, str]:
+    """The function's code as an archive of the named files, and the SHA-256 of its content.
+
+    The digest covers each file's name and bytes in name order: the same sources give the
+    same digest on any machine, whatever else lies in the directory.
+    """
+    digest = hashlib.sha256()
+    assets: dict[str, pulumi.Asset | pulumi.Archive] = {}
+    for name in sorted(CODE_FILES):
+        path = source_dir / name
+        data = path.read_bytes()
+        digest.update(name.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
+        assets[name] = pulumi.FileAsset(str(path))
+    return pulumi.AssetArchive(assets), digest.hexdigest()
+
+
+def object_created_pattern(bucket: str, marker_name: str) -> dict:
+    """EventBridge pattern: this bucket's "Object Created" events, marker keys left out.
+
+    S3's EventBridge events carry the requester's account, not its principal, so the
+    function cannot tell its own markers from others' there; `anything-but` + `suffix`
+    (supported on event buses, EventBridge user guide "Comparison operators") drops every
+    marker key instead. A directory made only of a marker (s3contents' mkdir, always inside
+    a visible directory) needs nothing.
+    """
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [bucket]},
+            "object": {"key": [{"anything-but": {"suffix": f"/{marker_name}"}}]},
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -29,9 +74,12 @@ class MarkerFunctionArgs:
     source_dir: Path
     marker_name: str = ".s3keep"
     log_level: str = "INFO"
-    # Bounds the S3 request rate a burst of uploads can cause, and keeps this function from
-    # starving others in the account of concurrency.
-    reserved_concurrency: int = 10
+    trigger: Trigger = "bucket-notification"
+    """`eventbridge` for a bucket this stack does not own: its notification configuration
+    (one per bucket) stays untouched; the bucket must send events to EventBridge."""
+    reserved_concurrency: int | None = None
+    """None: the account's unreserved pool. A number bounds the S3 request rate a burst of
+    uploads can cause (and takes that much from the account's pool)."""
     timeout_seconds: int = 30
     memory_mb: int = 128
     log_retention_days: int = 30
@@ -41,12 +89,15 @@ class MarkerFunctionArgs:
     failure_retention_seconds: int = 14 * 24 * 3600
 
     def __post_init__(self) -> None:
-        if not (self.source_dir / "handler.py").is_file():
-            raise ValueError(f"no handler.py in {self.source_dir}")
         if not self.account.isdigit() or len(self.account) != 12:
             raise ValueError(f"account must be a 12-digit AWS account id, got {self.account!r}")
-        if not 1 <= self.reserved_concurrency <= 1000:
-            raise ValueError("reserved concurrency must be between 1 and 1000")
+        if self.reserved_concurrency is not None and not 1 <= self.reserved_concurrency <= 1000:
+            raise ValueError("reserved concurrency must be between 1 and 1000, or None")
+        if self.trigger not in ("bucket-notification", "eventbridge"):
+            raise ValueError(f"trigger must be bucket-notification or eventbridge: {self.trigger}")
+        missing = [n for n in CODE_FILES if not (self.source_dir / n).is_file()]
+        if missing:
+            raise ValueError(f"{', '.join(missing)} missing from {self.source_dir}")
         if not 0 <= self.maximum_retry_attempts <= 2:
             raise ValueError("Lambda allows 0 to 2 async retry attempts")
 
@@ -54,6 +105,8 @@ class MarkerFunctionArgs:
 class MarkerFunction(pulumi.ComponentResource):
     function_arn: pulumi.Output[str]
     failure_queue_url: pulumi.Output[str]
+    code_sha256: str
+    """SHA-256 of the archive's content (names and bytes), known before deployment."""
 
     def __init__(
         self, name: str, args: MarkerFunctionArgs, opts: pulumi.ResourceOptions | None = None
@@ -61,6 +114,7 @@ class MarkerFunction(pulumi.ComponentResource):
         super().__init__("eodh:storage:MarkerFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
+        archive, code_sha256 = code_archive(args.source_dir)
         failures = aws.sqs.Queue(
             f"{name}-failures",
             message_retention_seconds=args.failure_retention_seconds,
@@ -92,14 +146,22 @@ class MarkerFunction(pulumi.ComponentResource):
             runtime=RUNTIME,
             architectures=[ARCHITECTURE],
             handler=HANDLER,
-            code=pulumi.FileArchive(str(args.source_dir)),
+            code=archive,
             role=role.arn,
             timeout=args.timeout_seconds,
             memory_size=args.memory_mb,
+            # Left out (not -1) when unset, so the provider's own default applies.
             reserved_concurrent_executions=args.reserved_concurrency,
             environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables={"MARKER_NAME": args.marker_name, "LOG_LEVEL": args.log_level}
+                # The function tells its own writes by its role session: the role's unique
+                # id makes that exact (the session name is the function's name).
+                variables={
+                    "MARKER_NAME": args.marker_name,
+                    "LOG_LEVEL": args.log_level,
+                    "EXECUTION_ROLE_ID": role.unique_id,
+                }
             ),
+            tags={"eodh:code-sha256": code_sha256},
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
                 log_format="Text", log_group=log_group.name
             ),
@@ -118,30 +180,60 @@ class MarkerFunction(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        permission = aws.lambda_.Permission(
-            f"{name}-s3-invoke",
-            action="lambda:InvokeFunction",
-            function=function.name,
-            principal="s3.amazonaws.com",
-            # Both: a bucket ARN carries no account, and bucket names can be re-registered
-            # by someone else after deletion.
-            source_arn=args.bucket_arn,
-            source_account=args.account,
-            opts=child,
-        )
-        aws.s3.BucketNotification(
-            f"{name}-notification",
-            bucket=args.bucket,
-            lambda_functions=[
-                aws.s3.BucketNotificationLambdaFunctionArgs(
-                    lambda_function_arn=function.arn, events=["s3:ObjectCreated:*"]
-                )
-            ],
-            # S3 checks that it may invoke the function when the notification is saved.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
-        )
+        if args.trigger == "bucket-notification":
+            permission = aws.lambda_.Permission(
+                f"{name}-s3-invoke",
+                action="lambda:InvokeFunction",
+                function=function.name,
+                principal="s3.amazonaws.com",
+                # Both: a bucket ARN carries no account, and bucket names can be re-registered
+                # by someone else after deletion.
+                source_arn=args.bucket_arn,
+                source_account=args.account,
+                opts=child,
+            )
+            aws.s3.BucketNotification(
+                f"{name}-notification",
+                bucket=args.bucket,
+                lambda_functions=[
+                    aws.s3.BucketNotificationLambdaFunctionArgs(
+                        lambda_function_arn=function.arn, events=["s3:ObjectCreated:*"]
+                    )
+                ],
+                # S3 checks that it may invoke the function when the notification is saved.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
+            )
+        else:
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-object-created",
+                description="The workspace bucket's new objects, for the .s3keep function",
+                event_pattern=pulumi.Output.from_input(args.bucket).apply(
+                    lambda b: json.dumps(object_created_pattern(b, args.marker_name))
+                ),
+                opts=child,
+            )
+            permission = aws.lambda_.Permission(
+                f"{name}-events-invoke",
+                action="lambda:InvokeFunction",
+                function=function.name,
+                principal="events.amazonaws.com",
+                source_arn=rule.arn,
+                source_account=args.account,
+                opts=child,
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-object-created-target",
+                rule=rule.name,
+                arn=function.arn,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
+            )
         self.function_arn = function.arn
         self.failure_queue_url = failures.url
+        self.code_sha256 = code_sha256
         self.register_outputs(
-            {"function_arn": self.function_arn, "failure_queue_url": self.failure_queue_url}
+            {
+                "function_arn": self.function_arn,
+                "failure_queue_url": self.failure_queue_url,
+                "code_sha256": code_sha256,
+            }
         )

@@ -3,6 +3,12 @@
 Where data must survive (`protect`), the bucket is protected and retained on delete: a change
 that would delete or replace it makes `pulumi up` fail instead, and removing it from the
 program leaves it in AWS. Nothing here ever sets `force_destroy`.
+
+A bucket shared with the rest of the platform (`manage=False`) is only looked up by name:
+S3 keeps one policy, one lifecycle, one notification configuration per bucket, and a put
+replaces the whole of it, so writing any of them would silently undo what other services
+set (the platform's workspace-services serve every workspace from this one bucket through
+S3 access points).
 """
 
 from __future__ import annotations
@@ -32,8 +38,15 @@ class WorkspaceBucketArgs:
     """Overwritten or deleted versions are kept this many days, then expire."""
     incomplete_upload_days: int = 7
     """Multipart uploads not completed within this many days are aborted."""
+    manage: bool = True
+    """False: the bucket exists and is shared; reference it by name, configure nothing."""
 
     def __post_init__(self) -> None:
+        if not self.manage and self.access_logs_bucket:
+            raise ValueError(
+                "access logging is part of the bucket's configuration: a bucket this stack "
+                "does not manage cannot have it set here"
+            )
         if self.access_logs_bucket == self.bucket:
             raise ValueError("a bucket must not log its own access into itself")
         if self.noncurrent_version_days < 1 or self.incomplete_upload_days < 1:
@@ -44,11 +57,23 @@ class WorkspaceBucket(pulumi.ComponentResource):
     bucket: pulumi.Output[str]
     """The bucket's name (the Helm values' SINGLEUSER_WORKSPACE_BUCKET)."""
     arn: pulumi.Output[str]
+    managed: bool
+    """Whether this stack owns the bucket's configuration (else it only looks it up)."""
 
     def __init__(
         self, name: str, args: WorkspaceBucketArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("eodh:storage:WorkspaceBucket", name, None, opts)
+        self.managed = args.manage
+        if not args.manage:
+            # An invoke, not a resource: nothing of the bucket enters this stack's state.
+            found = aws.s3.get_bucket_output(
+                bucket=args.bucket, opts=pulumi.InvokeOutputOptions(parent=self)
+            )
+            self.bucket = found.bucket
+            self.arn = found.arn
+            self.register_outputs({"bucket": self.bucket, "arn": self.arn})
+            return
         child = pulumi.ResourceOptions(parent=self)
         bucket = aws.s3.Bucket(
             f"{name}-bucket",

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import json
 import runpy
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,17 @@ def describe_asset(value: pulumi.Asset | pulumi.Archive) -> dict[str, Any]:
     """A stable, reviewable stand-in for an asset: its kind, path and content digest."""
     path = getattr(value, "path", None)
     description: dict[str, Any] = {"kind": type(value).__name__}
+    if isinstance(value, pulumi.AssetArchive):
+        # An archive of named assets: its names, and a digest over names and contents.
+        digest = hashlib.sha256()
+        names = sorted(value.assets)
+        for name in names:
+            member = value.assets[name]
+            digest.update(name.encode() + b"\0")
+            digest.update(json.dumps(describe_asset(member), sort_keys=True).encode())
+        description["files"] = names
+        description["sha256"] = digest.hexdigest()
+        return description
     if path is not None:
         root = Path(path)
         description["path"] = str(root.relative_to(PROJECT_ROOT) if root.is_absolute() else root)
@@ -161,6 +173,7 @@ _ARN_FORMATS = {
     "aws:cloudwatch/logGroup:LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}",
     "aws:sqs/queue:Queue": "arn:aws:sqs:{region}:{account}:{name}",
     "aws:lambda/function:Function": "arn:aws:lambda:{region}:{account}:function:{name}",
+    "aws:cloudwatch/eventRule:EventRule": "arn:aws:events:{region}:{account}:rule/{name}",
 }
 
 
@@ -191,8 +204,12 @@ def _computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, 
             outputs["url"] = (
                 f"https://sqs.{MOCK_REGION}.amazonaws.com/{MOCK_ACCOUNT}/{resource_name}"
             )
-        if typ == "aws:lambda/function:Function":
+        if typ in ("aws:lambda/function:Function", "aws:cloudwatch/eventRule:EventRule"):
             outputs.setdefault("name", resource_name)
+        if typ == "aws:iam/role:Role":
+            # IAM's unique id of a role: AROA + 17 characters (a stand-in drawn from the name).
+            digest = hashlib.sha256(resource_name.encode()).hexdigest().upper()
+            outputs.setdefault("uniqueId", "AROA" + digest[:17])
     return outputs
 
 
@@ -323,6 +340,7 @@ def _random_outputs(
 # `<name>-id` stand-in for now: tests and tools elsewhere still read it.
 _ID_BY_INPUT = {
     "aws:cloudwatch/logGroup:LogGroup": "name",
+    "aws:cloudwatch/eventRule:EventRule": "name",
     "aws:lambda/function:Function": "name",
     "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": "functionName",
     "aws:lambda/permission:Permission": "statementId",
@@ -399,8 +417,21 @@ class _RecordingMocks(pulumi.runtime.Mocks):
                 "id": MOCK_REGION,
             },
         }
+        if args.token == "aws:s3/getBucket:getBucket":
+            # An existing bucket, looked up by name (a shared bucket the stack does not own).
+            bucket = str(args.args["bucket"])
+            return {
+                "id": bucket,
+                "bucket": bucket,
+                "arn": f"arn:aws:s3:::{bucket}",
+                "region": MOCK_REGION,
+                "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+                "bucketRegionalDomainName": f"{bucket}.s3.{MOCK_REGION}.amazonaws.com",
+                "hostedZoneId": "Z3GKZC51ZF0DB4",
+            }, []
         if args.token in answers:
-            return answers[args.token], None
+            # Pulumi's MockMonitor iterates the failures: an empty list, never None.
+            return answers[args.token], []
         raise NotImplementedError(f"the offline mocks do not answer invoke {args.token}")
 
 

@@ -60,6 +60,7 @@ def jupyterhub_program(settings: Settings) -> None:
             bucket=settings.workspace_bucket,
             protect=settings.protect_data,
             access_logs_bucket=settings.access_logs_bucket,
+            manage=settings.manage_workspace_bucket,
         ),
     )
     notebook_role = NotebookRole(
@@ -104,6 +105,9 @@ def jupyterhub_program(settings: Settings) -> None:
             bucket_arn=workspace_bucket.arn,
             account=settings.aws_account,
             source_dir=PROJECT_ROOT / "lambda" / "s3keep",
+            reserved_concurrency=settings.marker_reserved_concurrency,
+            # A shared bucket's one notification configuration is not ours to write.
+            trigger="bucket-notification" if workspace_bucket.managed else "eventbridge",
         ),
     )
 

@@ -430,6 +430,13 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         MAX_MARKER_RESERVED_CONCURRENCY,
     )
     manage_workspace_bucket = r.boolean("manageWorkspaceBucket", "false", default=True)
+    if not manage_workspace_bucket and access_logs_bucket:
+        r.problems.append(
+            f"{PROJECT}:accessLogsBucket: expected it unset while {PROJECT}:"
+            "manageWorkspaceBucket is false (access logging is part of the shared bucket's "
+            "configuration, which this stack must not write); got "
+            f"{json.dumps(access_logs_bucket)}"
+        )
     protect_keycloak_provider = r.boolean("protectKeycloakProvider", "true", default=True)
 
     _unknown_project_keys(r)

@@ -584,14 +584,69 @@ def check_lambda_on_failure_destination(resources, config):
 
 
 BUCKET_NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
+EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
+EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+
+
+def _object_created_buckets(rule: Resource) -> list[str] | None:
+    """The buckets whose S3 "Object Created" events an EventBridge rule selects, or None
+    when it does not select exactly those (other sources, detail types, or any bucket)."""
+    pattern = rule.props.get("eventPattern")
+    if isinstance(pattern, _Unknown):
+        return []
+    try:
+        pattern = json.loads(pattern) if isinstance(pattern, str) else pattern
+    except ValueError:
+        return None
+    if not isinstance(pattern, Mapping):
+        return None
+    if pattern.get("source") != ["aws.s3"] or pattern.get("detail-type") != ["Object Created"]:
+        return None
+    names = lookup(pattern, "detail", "bucket", "name")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return None
+    return names
+
+
+def _eventbridge_triggered(resources: Sequence[Resource], function: Resource) -> list[Resource]:
+    """Rules selecting a bucket's "Object Created" events whose target is `function` and
+    from which EventBridge may invoke it."""
+    rules = [r for r in resources if r.type == EVENT_RULE and _object_created_buckets(r)]
+    targets = [r for r in resources if r.type == EVENT_TARGET and r.refers_to("arn", function)]
+    permissions = [
+        r
+        for r in resources
+        if r.type == LAMBDA_PERMISSION
+        and r.props.get("principal") == "events.amazonaws.com"
+        and r.refers_to("function", function)
+    ]
+    return [
+        rule
+        for rule in rules
+        if any(t.refers_to("rule", rule) for t in targets)
+        and any(p.refers_to("sourceArn", rule) for p in permissions)
+    ]
+
+
+def _marker_function_problems(function: Resource, configs: list[Resource], config) -> list[str]:
+    problems = []
+    if list(check_lambda_reserved_concurrency(function, config)):
+        problems.append("marks directories but has no positive reserved concurrency")
+    mine = [c for c in configs if c.refers_to("functionName", function)]
+    if not any(_present(_on_failure_destination(c)) for c in mine):
+        problems.append("marks directories but has no on-failure destination")
+    return problems
 
 
 def check_marker_function_present(resources, config):
-    """Every bucket notifies a function of its new objects (the `.s3keep` marker), and that
-    function has reserved concurrency and an on-failure destination."""
+    """Every bucket notifies a function of its new objects (the `.s3keep` marker); a stack
+    that declares no bucket (a shared one, only looked up) has its function triggered by an
+    EventBridge rule on that bucket's "Object Created" events. Either way the function has
+    reserved concurrency and an on-failure destination."""
     functions = [r for r in resources if r.type == LAMBDA_FUNCTION]
     configs = [r for r in resources if r.type == LAMBDA_INVOKE_CONFIG]
-    for bucket in _buckets(resources):
+    buckets = _buckets(resources)
+    for bucket in buckets:
         notified = [
             function
             for notification in _bucket_parts(resources, bucket, BUCKET_NOTIFICATION)
@@ -612,11 +667,33 @@ def check_marker_function_present(resources, config):
             )
             continue
         for function in notified:
-            if list(check_lambda_reserved_concurrency(function, config)):
-                yield function, "marks directories but has no positive reserved concurrency"
-            mine = [c for c in configs if c.refers_to("functionName", function)]
-            if not any(_present(_on_failure_destination(c)) for c in mine):
-                yield function, "marks directories but has no on-failure destination"
+            for problem in _marker_function_problems(function, configs, config):
+                yield function, problem
+    if buckets:
+        return
+    for rule in (r for r in resources if r.type == EVENT_RULE):
+        if _object_created_buckets(rule) is None:
+            continue
+        if not any(_eventbridge_triggered(resources, f) for f in functions):
+            yield (
+                rule,
+                (
+                    "selects a bucket's Object Created events but has no target function "
+                    "that events.amazonaws.com may invoke from this rule"
+                ),
+            )
+    triggered = [f for f in functions if _eventbridge_triggered(resources, f)]
+    if functions and not triggered:
+        yield (
+            None,
+            (
+                "no bucket is declared and no EventBridge rule on a bucket's Object Created "
+                "events triggers a function: the .s3keep marker function never runs"
+            ),
+        )
+    for function in triggered:
+        for problem in _marker_function_problems(function, configs, config):
+            yield function, problem
 
 
 # --- Kubernetes ------------------------------------------------------------------------------
@@ -724,8 +801,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "lambda-marker-present",
-        "Every bucket notifies the .s3keep marker function of created objects, and that "
-        "function has reserved concurrency and an on-failure destination.",
+        "Every bucket notifies the .s3keep marker function of created objects (a shared "
+        "bucket, only looked up: an EventBridge rule on its Object Created events targets "
+        "it), and that function has reserved concurrency and an on-failure destination.",
         check_stack=check_marker_function_present,
     ),
     Rule(

@@ -1,4 +1,9 @@
-"""The workspace bucket and the identity resources as each stack declares them."""
+"""The workspace bucket and the identity resources as each stack declares them.
+
+Bucket configuration exists only where the stack manages the bucket: these tests see every
+stack in that mode (a stack file that shares its bucket is rendered with the key flipped);
+tests/program/test_shared_bucket.py covers the shared mode.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import pytest
 from components.iam_documents import bucket_tls_only_policy
 from eodh_jupyterhub.offline import Recording, run_stack, run_with_config
 from tests.aws.support import BUCKET_POLICY, documents
+from tests.support.bucket_modes import recording_in_mode
 from tests.support.stacks import effective_config, pulumi_config
 
 P = "eodh-jupyterhub:"
@@ -22,6 +28,16 @@ BUCKET_CHILDREN = {
     "workspaces-tls-only-policy",
     "workspaces-lifecycle",
 }
+
+
+@pytest.fixture
+def recording(stack: str, mode: str) -> Recording:
+    return recording_in_mode(stack, manage=True, preview=(mode == "preview"))
+
+
+@pytest.fixture
+def up_recording(stack: str) -> Recording:
+    return recording_in_mode(stack, manage=True)
 
 
 def bucket_name(stack: str) -> str:

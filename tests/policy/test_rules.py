@@ -456,6 +456,100 @@ def test_marker_function_without_reserved_concurrency_fails_the_presence_rule():
     assert "no positive reserved concurrency" in message
 
 
+# A shared bucket (only looked up): the marker function hangs off an EventBridge rule.
+RULE_URN = urn(eodh_policies.EVENT_RULE, "object-created")
+NAMED = {"name": [BUCKET_NAME]}
+
+
+def object_created_rule(pattern=None) -> Declared:
+    pattern = pattern or {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [BUCKET_NAME]}},
+    }
+    return Declared(
+        eodh_policies.EVENT_RULE,
+        "object-created",
+        {"eventPattern": json.dumps(pattern)},
+        urn=RULE_URN,
+    )
+
+
+def event_target() -> Declared:
+    return Declared(
+        eodh_policies.EVENT_TARGET,
+        "object-created-target",
+        {"rule": "object-created", "arn": "arn:aws:lambda:eu-west-2:1:function:marker"},
+        dependencies=(RULE_URN, FUNCTION_URN),
+    )
+
+
+def events_permission(**props) -> Declared:
+    base = {
+        "action": "lambda:InvokeFunction",
+        "function": "marker",
+        "principal": "events.amazonaws.com",
+        "sourceArn": "arn:aws:events:eu-west-2:1:rule/object-created",
+        "sourceAccount": "123456789012",
+    }
+    return Declared(
+        eodh_policies.LAMBDA_PERMISSION,
+        "events-invoke",
+        base | props,
+        dependencies=(RULE_URN, FUNCTION_URN),
+    )
+
+
+def eventbridge_marker(**drop) -> list[Declared]:
+    parts = {
+        "rule": object_created_rule(),
+        "target": event_target(),
+        "permission": events_permission(),
+        "function": function(),
+        "invoke_config": invoke_config(),
+    }
+    return [r for name, r in parts.items() if not drop.get(name)]
+
+
+def test_shared_bucket_with_eventbridge_marker_passes():
+    assert violations_of("lambda-marker-present", eventbridge_marker()) == []
+
+
+@pytest.mark.parametrize("missing", ["rule", "target", "permission"])
+def test_shared_bucket_without_a_complete_eventbridge_trigger_fails(missing):
+    found = violations_of("lambda-marker-present", eventbridge_marker(**{missing: True}))
+    assert found, missing
+    assert any("never runs" in v.message or "no target function" in v.message for v in found), found
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        {"source": ["aws.s3"], "detail-type": ["Object Created"]},  # any bucket
+        {
+            "source": ["aws.s3"],
+            "detail-type": ["Object Deleted"],
+            "detail": {"bucket": {"name": ["b"]}},
+        },
+        {
+            "source": ["my.app"],
+            "detail-type": ["Object Created"],
+            "detail": {"bucket": {"name": ["b"]}},
+        },
+    ],
+)
+def test_eventbridge_rule_must_select_a_buckets_object_created_events(pattern):
+    resources = [*eventbridge_marker(rule=True), object_created_rule(pattern)]
+    message = only_message("lambda-marker-present", resources)
+    assert "never runs" in message
+
+
+def test_eventbridge_marker_without_reserved_concurrency_fails():
+    resources = [*eventbridge_marker(function=True), function(None)]
+    message = only_message("lambda-marker-present", resources)
+    assert "no positive reserved concurrency" in message
+
+
 # --- Kubernetes ----------------------------------------------------------------------------
 
 
