@@ -126,23 +126,46 @@ def dev_program(dev_release, monkeypatch) -> None:
     )
 
 
+def _steps(capsys) -> list[str]:
+    assert adopt_release.main(["dev"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("# dry run")
+    return [line for line in lines if not line.startswith("#")]
+
+
 def test_release_never_replaces_and_the_disk_outlives_a_failed_install(
     dev_release, dev_program, capsys
 ) -> None:
     inputs, documents = dev_release
     # updateResource replaces (delete + create) only with --force.
     assert not inputs.get("forceUpdate")
-    assert inputs["atomic"] is True
-    pvc = adopt_release.hub_db_pvc(documents)
-    assert not adopt_release.kept_on_uninstall(pvc)
-    # So the adoption sets the volume's reclaim policy to Retain before anything else.
-    assert adopt_release.main(["dev"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    steps = [line for line in lines if not line.startswith("#")]
-    assert "persistentVolumeReclaimPolicy" in steps[0] and '"Retain"' in steps[0]
-    assert "get pvc hub-db-dir -o jsonpath='{.spec.volumeName}'" in steps[0]
+    steps = _steps(capsys)
     assert all(" delete " not in s and " replace " not in s and " apply " not in s for s in steps)
-    assert lines[-1].startswith("# dry run")
+    exposed = inputs.get("atomic") and not adopt_release.kept_on_uninstall(
+        adopt_release.hub_db_pvc(documents)
+    )
+    retain = [s for s in steps if "persistentVolumeReclaimPolicy" in s]
+    if exposed:
+        # A failed atomic install would delete the claim: the disk is kept first of all.
+        assert retain == [steps[0]] and '"Retain"' in steps[0]
+        assert "get pvc hub-db-dir -o jsonpath='{.spec.volumeName}'" in steps[0]
+    else:
+        assert retain == []
+
+
+def test_an_atomic_release_without_keep_gets_the_retain_step(
+    dev_release, monkeypatch, capsys
+) -> None:
+    inputs, _ = dev_release
+    values = copy.deepcopy(inputs["values"])
+    values["hub"].setdefault("db", {}).setdefault("pvc", {})["annotations"] = {}
+    for atomic, expected in ((True, 1), (False, 0)):
+        changed = {**inputs, "atomic": atomic, "values": values}
+        monkeypatch.setattr(
+            adopt_release, "_release_from_program", lambda stack, c=changed: (c, c["values"])
+        )
+        steps = _steps(capsys)
+        assert sum("persistentVolumeReclaimPolicy" in s for s in steps) == expected
 
 
 def test_no_generated_secret_reaches_the_output(dev_program, capsys) -> None:

@@ -215,3 +215,15 @@ def test_the_import_command_runs_the_file_without_code_generation() -> None:
         "--yes",
     ]
     assert import_plan.import_command("dev", "f.json", preview_only=True)[-1] == "--preview-only"
+
+
+def test_the_bucket_is_imported_only_where_the_stack_manages_it(stack: str) -> None:
+    # A shared bucket (manageWorkspaceBucket: false) is only referenced: nothing of it may
+    # enter this stack's state, or a later destroy or replace could touch the platform's data.
+    plan, _, settings = _plan(stack)
+    s3 = [e for e in plan.document["resources"] if e["type"].startswith("aws:s3/")]
+    if settings.manage_workspace_bucket:
+        assert {e["id"] for e in s3} == {settings.workspace_bucket}
+        assert "aws:s3/bucket:Bucket" in {e["type"] for e in s3}
+    else:
+        assert s3 == []
