@@ -4,8 +4,9 @@
 
 Kubernetes objects: strict schemas for Kubernetes 1.31; External Secrets objects: the CRD
 schemas with unknown fields rejected; Helm values: the chart's values schema after Helm's
-merge with the chart defaults; IAM permission policies: parliament; every resource: the
-policy pack in policy/. One line per violation: `<file>: <object>: <rule>: <message>`.
+merge with the chart defaults; the chart's rendered manifests: the same strict schemas;
+IAM permission policies: parliament; every resource: the policy pack in policy/.
+One line per violation: `<file>: <object>: <rule>: <message>`.
 Exit status 1 when anything is violated, 2 when the rendered output is missing.
 """
 
@@ -69,6 +70,20 @@ def _helm(folder: Path) -> Iterator[Finding]:
             yield Finding(path, path.parent.name, "z2jh-values-schema", error)
 
 
+def _helm_manifests(folder: Path) -> Iterator[Finding]:
+    """The chart's rendered objects (tools/render.py), held to the same strict schemas."""
+    import kubernetes_validate
+
+    for path in sorted((folder / "helm").glob("*/manifests/*.yaml")):
+        obj = yaml.safe_load(path.read_text())
+        name = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            where = ".".join(map(str, error.path)) or "<root>"
+            yield Finding(path, name, "kubernetes-strict-schema", f"{where}: {error.message}")
+
+
 def _iam(folder: Path, resources: list[dict[str, Any]]) -> Iterator[Finding]:
     from parliament import analyze_policy_string
 
@@ -101,6 +116,7 @@ def check_stack(stack: str, build: Path) -> list[Finding]:
     findings = [
         *_kubernetes(folder),
         *_helm(folder),
+        *_helm_manifests(folder),
         *_iam(folder, resources),
         *_policy_pack(folder, stack, resources),
     ]

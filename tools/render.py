@@ -154,12 +154,74 @@ def summary(stack: str, recording: Recording) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The source of the chart the release installs (vendor/jupyterhub-4.2.0/SOURCE.md).
+VENDORED_CHARTS = {("jupyterhub", "4.2.0"): ROOT / "vendor" / "jupyterhub-4.2.0"}
+# The chart's cluster-scoped kinds (user scheduler and priorities); all else is namespaced.
+CLUSTER_SCOPED_KINDS = {"ClusterRole", "ClusterRoleBinding", "PriorityClass"}
+
+
+def _readable_secret(secret: dict[str, Any]) -> dict[str, Any]:
+    """The same Secret with its text entries as stringData, which the API server stores
+    exactly as it would the base64 data: the hub's values (hub_connect_url and the
+    rest) become readable in review. Only redacted values ever get here."""
+    import base64
+
+    data, text = {}, dict(secret.get("stringData") or {})
+    for key, encoded in (secret.get("data") or {}).items():
+        try:
+            text[key] = base64.b64decode(encoded).decode()
+        except UnicodeDecodeError:
+            data[key] = encoded
+    readable = {k: v for k, v in secret.items() if k not in ("data", "stringData")}
+    if data:
+        readable["data"] = data
+    if text:
+        readable["stringData"] = text
+    return readable
+
+
+def write_chart_manifests(inputs: dict[str, Any], folder: Path) -> int:
+    """What Helm would install: the vendored chart rendered with the release's values.
+
+    The values are already redacted, so every secret in the output (the hub Secret's
+    values.yaml included) is the placeholder. Helm's `lookup` sees no cluster here; the
+    values give every secret the chart would otherwise look up, so nothing is generated.
+    """
+    from helm_python.chart import Chart
+
+    chart_dir = VENDORED_CHARTS[(inputs["chart"], inputs["version"])]
+    files = Chart.load(str(chart_dir)).render(
+        values=_integral_floats(inputs.get("values") or {}),
+        name=inputs["name"],
+        namespace=inputs["namespace"],
+        is_install=True,
+    )
+    manifests = folder / "manifests"
+    manifests.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for path in sorted(files):
+        if not path.endswith(".yaml"):
+            continue
+        for obj in yaml.safe_load_all(files[path]):
+            if not obj:
+                continue
+            # Helm installs namespaced objects into the release namespace.
+            if obj["kind"] not in CLUSTER_SCOPED_KINDS:
+                obj["metadata"].setdefault("namespace", inputs["namespace"])
+            if obj["kind"] == "Secret":
+                obj = _readable_secret(obj)
+            (manifests / kubernetes_file_name(obj)).write_text(_dump_yaml(obj))
+            count += 1
+    return count
+
+
 def write_helm_release(recording: Recording, out: Path) -> None:
     for release in recording.of_type("kubernetes:helm.sh/v3:Release"):
         inputs = recording.redacted(release.inputs)
         folder = out / "helm" / inputs["name"]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "values.yaml").write_text(_dump_yaml(inputs.get("values") or {}))
+        write_chart_manifests(inputs, folder)
         settings = {k: v for k, v in inputs.items() if k != "values"}
         (folder / "release.json").write_text(
             _dump_json(

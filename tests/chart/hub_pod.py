@@ -35,6 +35,8 @@ from eodh_jupyterhub.stack_config import PROJECT_ROOT
 CHART_DIR = PROJECT_ROOT / "vendor" / "jupyterhub-4.2.0"
 HUB_ETC = "/usr/local/etc/jupyterhub/"
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+# The chart's cluster-scoped kinds (user scheduler and priorities); all else is namespaced.
+CLUSTER_SCOPED_KINDS = {"ClusterRole", "ClusterRoleBinding", "PriorityClass"}
 # The API server labels every namespace with its name (NamespaceDefaultLabelName, GA 1.22).
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -104,7 +106,8 @@ def render_chart(values: dict[str, Any], name: str, namespace: str) -> RenderedR
         for doc in yaml.safe_load_all(files[path]):
             if doc:
                 # Helm installs namespaced objects into the release namespace.
-                doc["metadata"].setdefault("namespace", namespace)
+                if doc["kind"] not in CLUSTER_SCOPED_KINDS:
+                    doc["metadata"].setdefault("namespace", namespace)
                 manifests.append(doc)
     return RenderedRelease(name, namespace, values, tuple(manifests))
 
