@@ -194,10 +194,12 @@ def _under(resource: RecordedResource, recording: Recording, types: frozenset[st
 
 
 def _role_of(policy: RecordedResource, recording: Recording) -> RecordedResource:
-    """The role a RolePolicy's `role` input points at (the mocks' id is `<name>-id`)."""
+    """The role a RolePolicy's `role` input points at: by the id the mocks gave it (a real
+    role's id is its name)."""
     role_ref = str(policy.plain_inputs["role"])
     for candidate in recording.of_type(ROLE_TYPE):
-        if role_ref in (f"{candidate.name}-id", candidate.plain_inputs.get("name")):
+        ids = {getattr(candidate, "id", ""), f"{candidate.name}-id"}
+        if role_ref in ids or role_ref == candidate.plain_inputs.get("name"):
             return candidate
     raise KeyError(f"{policy.name}: no role {role_ref!r} in the program")
 
