@@ -365,6 +365,11 @@ def render_notes(plan: ImportPlan) -> str:
         "Pulumi's import with this file; imports are protected until the first up sets each "
         "resource's protection as the program says).",
         "",
+        "Every id below is computed offline from the stack settings and the program: none is "
+        "looked up. Confirm each names the live object (a `--preview-only` run fails on one "
+        "that does not exist); an object the live deployment names differently cannot be "
+        "imported without a replace: delete its entry and let the first up create it.",
+        "",
         "## Imported (exists before the first up)",
         "",
         "| resource | type | import id | why |",
