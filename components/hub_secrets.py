@@ -42,10 +42,14 @@ HEX_ALPHABET = "0123456789abcdef"
 GENERATED_SECRETS = ("cookie-secret", "proxy-secret-token", "crypt-key")
 GENERATOR_TYPE = "random:index/randomPassword:RandomPassword"
 
-# Importing an existing value: `pulumi import random:index/randomPassword:RandomPassword
-# <name> <value>`, or the `import_` resource option with the same id. The import id IS the
-# value, verbatim (resource_password.go ImportState: `Result: types.StringValue(id)`), and the
-# import writes length = len(value), upper/lower/numeric/special = true, no override_special.
+# Importing an existing value: `pulumi import --file` with type GENERATOR_TYPE, the
+# generator's name and parent, and `import_id(role, value)` as the id (never on a command line,
+# which the process list shows). The import id IS the value, verbatim (resource_password.go
+# ImportState: `Result: types.StringValue(id)`). `pulumi import` keeps none of it in clear: it
+# drops the import id and stores the provider's id "none" (pulumi/pulumi
+# pkg/resource/deploy/step.go, ImportStep.Apply). Not the `import_` resource option: the engine
+# keeps that id in state as `importID`, in clear (tests/program/test_secrets_in_state.py).
+# The import writes length = len(value), upper/lower/numeric/special = true, no override_special.
 # Those differ from the inputs below, and each of them forces a replacement, which would
 # regenerate the value right after the import; ignoring them keeps the imported value (the
 # engine applies ignore_changes to an import's diff: pulumi/pulumi pkg/resource/deploy/step.go,

@@ -18,6 +18,7 @@ import pulumi
 import pulumi_random as random
 import pytest
 
+from components.hub_secrets import GeneratedHubSecrets
 from eodh_jupyterhub.offline import Recording, is_secret, reveal, run_with_config
 from tests.support.stacks import pulumi_config
 
@@ -91,6 +92,9 @@ def _clear_strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
 def clear_fields(recording: Recording) -> Iterator[tuple[str, str]]:
     for resource in recording.resources:
         yield f"{resource.name}: id", resource.id
+        # The `import_` option's id stays in state as `importID`, in clear (pulumi/pulumi
+        # pkg/resource/deploy/step_generator.go sets it; stack.SerializeResource writes it).
+        yield f"{resource.name}: importID", resource.import_id
         yield f"{resource.name}: urn", resource.urn
         yield from _clear_strings(resource.inputs, f"{resource.name}: inputs")
         yield from _clear_strings(resource.outputs, f"{resource.name}: outputs")
@@ -157,6 +161,35 @@ def test_the_check_catches_a_generator_whose_id_is_its_value(program, preview: b
     recording = run_with_config("dev", pulumi_config("dev"), preview=preview, program=program)
     assert recording.secret_outputs == {"cookie"}
     assert leaks(recording) == ["hub-secrets-cookie-secret: id holds part of a generated secret"]
+
+
+def _imported_with_the_option(recording: Recording) -> None:
+    def with_import(args: pulumi.ResourceTransformationArgs):
+        if args.type_ != "random:index/randomPassword:RandomPassword":
+            return None
+        opts = pulumi.ResourceOptions(import_=bytes(range(32)).hex())
+        return pulumi.ResourceTransformationResult(
+            args.props, pulumi.ResourceOptions.merge(args.opts, opts)
+        )
+
+    pulumi.runtime.register_stack_transformation(with_import)
+    secrets = GeneratedHubSecrets("hub-secrets")
+    pulumi.export("cookie", secrets.cookie_secret)
+
+
+def test_the_check_catches_an_import_through_the_resource_option() -> None:
+    # Why existing values come in with `pulumi import --file` (which drops the import id and
+    # keeps the provider's "none": pkg/resource/deploy/step.go, ImportStep.Apply), never with
+    # the import_ option.
+    recording = run_with_config("dev", pulumi_config("dev"), program=_imported_with_the_option)
+    assert recording.outputs["cookie"] == bytes(range(32)).hex()
+    assert {r.id for r in recording.of_type("random:index/randomPassword:RandomPassword")} == {
+        "none"
+    }
+    assert sorted(leaks(recording)) == [
+        f"hub-secrets-{role}: importID holds part of a generated secret"
+        for role in ("cookie-secret", "crypt-key", "proxy-secret-token")
+    ]
 
 
 def test_the_check_sees_every_encoding_and_fragments() -> None:
