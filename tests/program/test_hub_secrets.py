@@ -32,7 +32,8 @@ CHART_PROXY_TOKEN = "Ab3" * 21 + "x"  # the chart makes it with randAlphaNum 64
 
 def _export_generated(recording: Recording, imports: dict[str, str] | None = None) -> None:
     if imports:
-        # As `pulumi import` / the import_ option would: the provider reads from the id.
+        # The mocks see an import through the import_ option (the provider reads from the id);
+        # real imports go through `pulumi import --file`, which keeps no import id in state.
         def with_import(args: pulumi.ResourceTransformationArgs):
             role = args.name.removeprefix("hub-secrets-")
             if role not in imports:
