@@ -154,8 +154,6 @@ def summary(stack: str, recording: Recording) -> str:
     return "\n".join(lines) + "\n"
 
 
-# The source of the chart the release installs (vendor/jupyterhub-4.2.0/SOURCE.md).
-VENDORED_CHARTS = {("jupyterhub", "4.2.0"): ROOT / "vendor" / "jupyterhub-4.2.0"}
 # The chart's cluster-scoped kinds (user scheduler and priorities); all else is namespaced.
 CLUSTER_SCOPED_KINDS = {"ClusterRole", "ClusterRoleBinding", "PriorityClass"}
 
@@ -189,7 +187,11 @@ def write_chart_manifests(inputs: dict[str, Any], folder: Path) -> int:
     """
     from helm_python.chart import Chart
 
-    chart_dir = VENDORED_CHARTS[(inputs["chart"], inputs["version"])]
+    from eodh_jupyterhub.schemas import Z2JH_CHART_DIR
+
+    # The vendored source of the chart the release installs (its SOURCE.md says which).
+    vendored = {("jupyterhub", "4.2.0"): Z2JH_CHART_DIR}
+    chart_dir = vendored[(inputs["chart"], inputs["version"])]
     files = Chart.load(str(chart_dir)).render(
         values=_integral_floats(inputs.get("values") or {}),
         name=inputs["name"],

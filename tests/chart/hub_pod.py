@@ -30,9 +30,9 @@ from unittest import mock
 import yaml
 
 from eodh_jupyterhub.offline import Recording, map_leaves, reveal
-from eodh_jupyterhub.stack_config import PROJECT_ROOT
+from eodh_jupyterhub.schemas import Z2JH_CHART_DIR
 
-CHART_DIR = PROJECT_ROOT / "vendor" / "jupyterhub-4.2.0"
+CHART_DIR = Z2JH_CHART_DIR
 HUB_ETC = "/usr/local/etc/jupyterhub/"
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 # The chart's cluster-scoped kinds (user scheduler and priorities); all else is namespaced.
