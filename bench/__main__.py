@@ -101,7 +101,7 @@ def marker_rows() -> list[tuple[str, str]]:
         row = s3keep_bench.run(label, keys, variant)
         rows.append(
             (
-                f"{label}: S3 requests / floor ({row['objects']} uploads)",
+                f"{label}: S3 requests / floor",
                 f"{row['requests']} / {row['floor']} = {row['ratio']:.3f}",
             )
         )

@@ -27,6 +27,15 @@ from tests.aws.support import (
     documents,
     permission_documents,
 )
+from tests.support.bucket_modes import recording_in_mode
+
+
+@pytest.fixture
+def up_recording(stack: str) -> Recording:
+    # A managed bucket's documents (its TLS-only policy included); the notebook and marker
+    # documents are the same for a shared bucket (tests/program/test_shared_bucket.py).
+    return recording_in_mode(stack, manage=True)
+
 
 REGION = "eu-west-2"
 

@@ -16,7 +16,16 @@ import pytest
 from components.iam_documents import bucket_tls_only_policy, notebook_permissions_policy
 from eodh_jupyterhub.offline import Recording
 from tests.aws.support import BUCKET_POLICY, NOTEBOOK_PERMISSIONS, Request, documents, simulate
+from tests.support.bucket_modes import recording_in_mode
 from tests.support.stacks import effective_config
+
+
+@pytest.fixture
+def up_recording(stack: str) -> Recording:
+    # A managed bucket's documents (its TLS-only policy included); the notebook and marker
+    # documents are the same for a shared bucket (tests/program/test_shared_bucket.py).
+    return recording_in_mode(stack, manage=True)
+
 
 ALLOWED = "Allowed"
 DENIED = "ImplicitlyDenied"
