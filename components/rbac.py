@@ -9,18 +9,29 @@ import pulumi_kubernetes as k8s
 
 from .labels import standard_labels
 
-# Exactly what eodh_jpyauth's KubeSpawner calls: it creates the workspace namespace and PVC on
-# first spawn, creates/deletes the pod, and its reflectors list+watch pods and events.
+# Exactly the calls KubeSpawner 7.1.0 makes (kubespawner/spawner.py, reflector.py) with this
+# hub's settings: enable_user_namespaces, events on, storage_pvc_ensure, delete_pvc off,
+# no internal_ssl and no services_enabled (so no Secrets or Services).
+# - namespaces: `create` only. `_ensure_namespace` calls create_namespace and treats 409 as
+#   "exists"; nothing reads, lists or deletes a namespace. A stolen hub token can therefore
+#   create namespaces but never delete one (kube-system included).
+# - pods: `create` (`_make_create_pod_request`: create_namespaced_pod), `delete`
+#   (`_make_delete_pod_request`, from `stop` and from a 409 on create), `list` and `watch`
+#   (the pod reflector: list_pod_for_all_namespaces, then a watch on it). Nothing calls
+#   read_namespaced_pod: the reflector's cache answers `poll`.
+# - persistentvolumeclaims: `create` (`_make_create_pvc_request`; 409 = exists) and `get`
+#   (read_namespaced_persistent_volume_claim after a 403 on create, which a ResourceQuota
+#   gives even when the claim exists; also `_check_pvc_exists` for pre-7 state). No `delete`:
+#   only `delete_forever` deletes a claim, and only with delete_pvc on; pvc-{workspace} is
+#   the whole workspace's home, so the API refuses it even if that setting is turned back on.
+# - events: `list` and `watch` (the event reflector: list_event_for_all_namespaces).
 # Kubernetes RBAC cannot scope a ClusterRole to a namespace-name pattern, so the binding is
 # cluster-wide; no wildcard verb or resource is granted.
-SPAWNER_VERBS = ["create", "delete", "get", "list", "watch"]
 HUB_RULES: list[dict[str, list[str]]] = [
-    {
-        "apiGroups": [""],
-        "resources": ["namespaces", "persistentvolumeclaims", "pods"],
-        "verbs": SPAWNER_VERBS,
-    },
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "delete", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create", "get"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
 ]
 
 

@@ -1,0 +1,308 @@
+"""A small Kubernetes core/v1 API on 127.0.0.1 that authorizes every request against RBAC rules.
+
+Enough of the API server for KubeSpawner: namespaces, pods, persistent volume claims and
+events, with list, watch, get, create and delete. It refuses what the real server refuses:
+a verb or resource the rules do not grant (403 Forbidden, as RBAC does), an object in a
+namespace that does not exist (404 NotFound), a name already taken (409 AlreadyExists),
+a missing object (404). Every request is recorded as (verb, resource) whether or not it
+was allowed, so a test can compare what a client called with what a role grants.
+
+Verbs follow the API server's request-info rules (k8s.io/apiserver
+pkg/endpoints/request/requestinfo.go): GET on a collection is `list`, or `watch` when its
+`watch` parameter is anything but false/0; GET on a named object is `get`; POST `create`;
+PUT `update`; PATCH `patch`; DELETE on a named object `delete`, on a collection
+`deletecollection`.
+
+Created pods are reported Running and ready at once (there is no kubelet); watchers get
+ADDED/DELETED events as JSON lines, as the real watch stream sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+# Core-group resources this fake serves; anything else is a 404 like an unknown resource.
+NAMESPACED = {"pods", "persistentvolumeclaims", "events", "services", "secrets", "endpoints"}
+CLUSTER_SCOPED = {"namespaces"}
+KINDS = {
+    "namespaces": "Namespace",
+    "pods": "Pod",
+    "persistentvolumeclaims": "PersistentVolumeClaim",
+    "events": "Event",
+    "services": "Service",
+    "secrets": "Secret",
+    "endpoints": "Endpoints",
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    verb: str
+    resource: str
+    namespace: str | None
+    name: str | None
+    allowed: bool
+
+
+@dataclass
+class FakeKubernetes:
+    """Serve on 127.0.0.1 for the subject bound to `rules` (a ClusterRole's rules)."""
+
+    rules: list[Mapping[str, Any]]
+    calls: list[Call] = field(default_factory=list)
+    objects: dict[str, dict[tuple[str | None, str], dict[str, Any]]] = field(default_factory=dict)
+    quota_exceeded: set[str] = field(default_factory=set)
+    """Namespaces where creating a PVC fails with 403 as an exhausted ResourceQuota does."""
+
+    def __post_init__(self) -> None:
+        self._versions = itertools.count(1)
+        self._watchers: dict[str, list[asyncio.Queue[dict[str, Any] | None]]] = {}
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # -- authorization ------------------------------------------------------------------
+    def granted(self, verb: str, resource: str) -> bool:
+        for rule in self.rules:
+            if "" not in rule["apiGroups"] and "*" not in rule["apiGroups"]:
+                continue
+            if resource not in rule["resources"] and "*" not in rule["resources"]:
+                continue
+            if verb in rule["verbs"] or "*" in rule["verbs"]:
+                return True
+        return False
+
+    def grants(self) -> set[tuple[str, str]]:
+        """Every (verb, resource) the rules name (core group only)."""
+        return {
+            (verb, resource)
+            for rule in self.rules
+            if "" in rule["apiGroups"]
+            for resource in rule["resources"]
+            for verb in rule["verbs"]
+        }
+
+    def used(self) -> set[tuple[str, str]]:
+        return {(c.verb, c.resource) for c in self.calls}
+
+    def refused(self) -> list[Call]:
+        return [c for c in self.calls if not c.allowed]
+
+    # -- server -------------------------------------------------------------------------
+    async def start(self) -> FakeKubernetes:
+        app = web.Application()
+        app.router.add_route("*", "/api/v1/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets
+        port = server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        for queues in self._watchers.values():
+            for queue in queues:
+                queue.put_nowait(None)
+        if self._runner:
+            await self._runner.cleanup()
+
+    def kubeconfig(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "hub", "user": {"token": "fake-hub-service-account"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "hub"}}],
+            "current-context": "fake",
+        }
+
+    # -- request handling ---------------------------------------------------------------
+    @staticmethod
+    def _parse(method: str, tail: str, query: Mapping[str, str]) -> tuple[str, str, Any, Any]:
+        parts = [p for p in tail.split("/") if p]
+        namespace: str | None = None
+        name: str | None = None
+        if parts[:1] == ["namespaces"] and len(parts) >= 3:
+            namespace, resource, *rest = parts[1:]
+            name = rest[0] if rest else None
+        else:
+            resource, *rest = parts
+            name = rest[0] if rest else None
+        if method in ("GET", "HEAD"):
+            if name:
+                verb = "get"
+            elif "watch" in query and query["watch"].lower() not in ("false", "0"):
+                verb = "watch"
+            else:
+                verb = "list"
+        elif method == "POST":
+            verb = "create"
+        elif method == "PUT":
+            verb = "update"
+        elif method == "PATCH":
+            verb = "patch"
+        elif method == "DELETE":
+            verb = "delete" if name else "deletecollection"
+        else:
+            verb = method.lower()
+        return verb, resource, namespace, name
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        verb, resource, namespace, name = self._parse(
+            request.method, request.match_info["tail"], request.query
+        )
+        allowed = self.granted(verb, resource)
+        self.calls.append(Call(verb, resource, namespace, name, allowed))
+        if resource not in NAMESPACED | CLUSTER_SCOPED:
+            return _status(404, "NotFound", f"the server could not find resource {resource}")
+        if not allowed:
+            scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+            return _status(
+                403,
+                "Forbidden",
+                f'{resource} is forbidden: User "system:serviceaccount:jupyter:hub" cannot '
+                f'{verb} resource "{resource}" in API group "" {scope}',
+            )
+        store = self.objects.setdefault(resource, {})
+        if verb in ("list", "watch"):
+            items = [
+                obj
+                for (ns, _), obj in sorted(store.items(), key=lambda kv: str(kv[0]))
+                if namespace is None or ns == namespace
+            ]
+            items = [o for o in items if _matches(o, request.query.get("fieldSelector", ""))]
+            if verb == "list":
+                return web.json_response(
+                    {
+                        "kind": f"{KINDS[resource]}List",
+                        "apiVersion": "v1",
+                        "metadata": {"resourceVersion": str(next(self._versions))},
+                        "items": items,
+                    }
+                )
+            return await self._watch(request, resource, namespace)
+        if namespace is not None and (None, namespace) not in self.objects.get("namespaces", {}):
+            return _status(404, "NotFound", f'namespaces "{namespace}" not found')
+        if verb == "create":
+            body = await request.json()
+            obj_name = body["metadata"]["name"]
+            # Admission (ResourceQuota) runs before storage: a claim over quota is refused
+            # with 403 even when one of that name exists, which is why KubeSpawner reads it.
+            if resource == "persistentvolumeclaims" and namespace in self.quota_exceeded:
+                return _status(
+                    403, "Forbidden", f'exceeded quota: persistentvolumeclaims in "{namespace}"'
+                )
+            if (namespace, obj_name) in store:
+                return _status(409, "AlreadyExists", f'{resource} "{obj_name}" already exists')
+            obj = self._materialise(resource, namespace, body)
+            store[(namespace, obj_name)] = obj
+            self._notify(resource, "ADDED", obj)
+            return web.json_response(obj, status=201)
+        key = (namespace, name)
+        if key not in store:
+            return _status(404, "NotFound", f'{resource} "{name}" not found')
+        if verb == "get":
+            return web.json_response(store[key])
+        if verb == "delete":
+            obj = store.pop(key)
+            self._notify(resource, "DELETED", obj)
+            return web.json_response(obj)
+        return _status(405, "MethodNotAllowed", f"{verb} is not served by this fake")
+
+    def _materialise(self, resource: str, namespace: str | None, body: dict[str, Any]) -> dict:
+        obj = dict(body)
+        obj["apiVersion"] = "v1"
+        obj["kind"] = KINDS[resource]
+        metadata = dict(obj.get("metadata") or {})
+        metadata.update(uid=str(uuid.uuid4()), resourceVersion=str(next(self._versions)))
+        if namespace is not None:
+            metadata["namespace"] = namespace
+        obj["metadata"] = metadata
+        if resource == "pods":
+            containers = obj.get("spec", {}).get("containers", [])
+            obj["status"] = {
+                "phase": "Running",
+                "podIP": "127.0.0.1",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [
+                    {
+                        "name": c["name"],
+                        "image": c["image"],
+                        "imageID": f"{c['image']}@sha256:{'0' * 64}",
+                        "ready": True,
+                        "restartCount": 0,
+                        "started": True,
+                        "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+                    }
+                    for c in containers
+                ],
+            }
+        if resource == "persistentvolumeclaims":
+            obj["status"] = {"phase": "Bound"}
+        return obj
+
+    def _notify(self, resource: str, kind: str, obj: dict[str, Any]) -> None:
+        for queue in self._watchers.get(resource, []):
+            queue.put_nowait({"type": kind, "object": obj})
+
+    async def _watch(
+        self, request: web.Request, resource: str, namespace: str | None
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._watchers.setdefault(resource, []).append(queue)
+        try:
+            while (event := await queue.get()) is not None:
+                obj_namespace = event["object"]["metadata"].get("namespace")
+                if namespace is None or obj_namespace == namespace:
+                    await response.write(json.dumps(event).encode() + b"\n")
+        finally:
+            self._watchers[resource].remove(queue)
+        return response
+
+
+def _matches(obj: Mapping[str, Any], field_selector: str) -> bool:
+    for term in filter(None, field_selector.split(",")):
+        path, _, expected = term.partition("=")
+        node: Any = obj
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node != expected:
+            return False
+    return True
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    return web.json_response(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        },
+        status=code,
+    )
+
+
+def rules_table(rules: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """resource -> sorted verbs, for comparing a role with a literal table."""
+    table: dict[str, set[str]] = {}
+    for rule in rules:
+        assert rule["apiGroups"] == [""], rule
+        for resource in rule["resources"]:
+            table.setdefault(resource, set()).update(rule["verbs"])
+    return {resource: sorted(verbs) for resource, verbs in sorted(table.items())}
