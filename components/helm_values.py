@@ -216,6 +216,11 @@ def _hub(inputs: HubValuesInputs) -> dict[str, Any]:
             "CryptKeeper": {"keys": [inputs.crypt_key]},
             "JupyterHub": {"hub_connect_url": hub_connect_url(inputs.release_namespace)},
         },
+        # The hub database (users, servers, encrypted auth state) lives on this claim. The
+        # release is atomic: a failed install or upgrade is rolled back by uninstalling what
+        # Helm created, and `helm uninstall` deletes a PVC unless it carries this annotation
+        # (helm pkg/action/resource_policy.go). The claim then outlives any release.
+        "db": {"pvc": {"annotations": {"helm.sh/resource-policy": "keep"}}},
         "networkPolicy": {
             # Admits the servers in ws-* namespaces: with "accept" the chart's hub policy
             # lets in pods labelled hub.jupyter.org/network-access-hub=true from any

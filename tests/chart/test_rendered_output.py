@@ -69,3 +69,18 @@ def test_check_holds_rendered_manifests_to_strict_schemas(tmp_path: Path) -> Non
     path.write_text(yaml.safe_dump(policy))
     (finding,) = _helm_manifests(tmp_path)
     assert finding.rule == "kubernetes-strict-schema" and "ingres" in finding.message
+
+
+def test_the_hub_database_claim_outlives_any_release(stack: str, tmp_path: Path) -> None:
+    # An atomic release that fails is uninstalled; Helm keeps only objects annotated
+    # helm.sh/resource-policy=keep (helm pkg/action/resource_policy.go). The hub database
+    # (users, servers, encrypted auth state) must survive that.
+    write_helm_release(recording_for(stack), tmp_path)
+    manifests = tmp_path / "helm" / "jupyterhub" / "manifests"
+    (claim,) = [
+        doc
+        for doc in (yaml.safe_load(p.read_text()) for p in manifests.iterdir())
+        if doc["kind"] == "PersistentVolumeClaim"
+    ]
+    assert claim["metadata"]["name"] == "hub-db-dir"
+    assert claim["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
