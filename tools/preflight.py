@@ -382,9 +382,7 @@ def check_oidc_provider(iam: Any, settings: Settings, adopting: bool) -> str:
     return f"OIDC provider {arn} {'exists (imported)' if exists else 'absent (created)'}"
 
 
-def check_lambda_concurrency(lambda_client: Any, reservation: int | None) -> str:
-    if not reservation:
-        return "markerReservedConcurrency unset: no reservation to afford"
+def check_lambda_concurrency(lambda_client: Any, reservation: int) -> str:
     limit = lambda_client.get_account_settings()["AccountLimit"]
     unreserved = int(limit["UnreservedConcurrentExecutions"])
     left = unreserved - reservation
@@ -393,7 +391,7 @@ def check_lambda_concurrency(lambda_client: Any, reservation: int | None) -> str
             f"reserving {reservation} for the marker function leaves {left} unreserved "
             f"(of {unreserved}); Lambda keeps at least {MIN_UNRESERVED_CONCURRENCY}, so the "
             "first up would fail",
-            f"lower markerReservedConcurrency to at most {unreserved - 100} (or unset it), or "
+            f"lower markerReservedConcurrency to at most {unreserved - 100}, or "
             "raise the account's Lambda concurrency quota (Service Quotas)",
         )
     return f"reserving {reservation} leaves {left} unreserved (>= 100)"

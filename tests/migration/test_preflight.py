@@ -516,7 +516,6 @@ def test_reserved_concurrency_unaffordable(env) -> None:
     _failed(_run(env), "lambda-reserved-concurrency", "leaves 95 unreserved", "at most 5")
     env["kube"].state["unreserved"] = 110
     assert _run(env)["lambda-reserved-concurrency"].ok
-    assert _run(env, marker_reserved_concurrency=None)["lambda-reserved-concurrency"].ok
 
 
 def test_make_preflight_uses_the_stacks_context_and_fails_the_run(monkeypatch, capsys) -> None:
