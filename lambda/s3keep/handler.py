@@ -48,7 +48,7 @@ from urllib.parse import unquote_plus
 import boto3
 import botocore
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 DEFAULT_MARKER_NAME = ".s3keep"
 
@@ -356,13 +356,18 @@ class MarkerFunction:
         for delay in delays:
             try:
                 return self.store.create_if_absent(bucket, marker_key)
-            except ClientError as error:
+            except (ClientError, BotoCoreError) as error:
+                code = (
+                    error.response.get("Error", {}).get("Code")
+                    if isinstance(error, ClientError)
+                    else type(error).__name__
+                )
                 _log(
                     logging.WARNING,
                     "retrying a walk cut short",
                     bucket=bucket,
                     marker=marker_key,
-                    error=error.response.get("Error", {}).get("Code"),
+                    error=code,
                 )
                 _sleep(delay)
         return self.store.create_if_absent(bucket, marker_key)

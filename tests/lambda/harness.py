@@ -384,31 +384,6 @@ def eventbridge_event(record: Mapping[str, Any], account: str = "000000000000") 
     }
 
 
-@contextmanager
-def versioned_events() -> Iterator[None]:
-    """Add `versionId` to moto's S3 events, as S3 does for a versioning-enabled bucket.
-
-    moto 5.2.5 leaves it out; real events carry it, and the function uses it to answer
-    events for its own markers without a request.
-    """
-    from moto.s3 import notifications
-
-    original = notifications._get_s3_event
-
-    def with_version(event_name: str, bucket: Any, key: Any, notification_id: str) -> Any:
-        event = original(event_name, bucket, key, notification_id)
-        if getattr(bucket, "is_versioned", False) and key.version_id:
-            for record in event["Records"]:
-                record["s3"]["object"]["versionId"] = key.version_id
-        return event
-
-    notifications._get_s3_event = with_version
-    try:
-        yield
-    finally:
-        notifications._get_s3_event = original
-
-
 @dataclass
 class Fault:
     """A reply moto gives instead of storing the object: (status, S3 error code)."""
