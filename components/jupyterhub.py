@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -17,18 +18,41 @@ CHART_REPOSITORY = "https://hub.jupyter.org/helm-chart/"
 RELEASE_NAME = "jupyterhub"
 PROXY_SERVICE = "proxy-public"
 
-# Identity headers the platform's auth layer sets for the services behind it. The hub does
-# its own OAuth, so a client must not be able to send these and be believed downstream:
-# each is set to empty, which nginx treats as "do not pass".
+# Request headers through which the platform's auth layer (oauth2-proxy behind ingress-nginx's
+# global auth) tells the services behind it who the user is. The hub does its own OAuth and
+# must never see a client-sent one: the ingress clears them all before proxying. `*` at the end
+# is a prefix (every `X-Auth-Request-...` header oauth2-proxy has or may add).
 IDENTITY_HEADERS = (
     "Remote-User",
-    "X-Auth-Request-Access-Token",
-    "X-Auth-Request-Email",
-    "X-Auth-Request-Preferred-Username",
-    "X-Auth-Request-User",
-    "X-Forwarded-Email",
     "X-Forwarded-User",
+    "X-Forwarded-Email",
+    "X-Forwarded-Preferred-Username",
+    "X-Forwarded-Groups",
+    "X-Forwarded-Access-Token",
+    "X-Auth-Request-*",
 )
+HEADER_NAME = re.compile(r"[A-Za-z0-9-]+\*?")
+CONFIGURATION_SNIPPET = "nginx.ingress.kubernetes.io/configuration-snippet"
+
+
+def header_guard_snippet(headers: Sequence[str]) -> str:
+    """The ingress-nginx location snippet that removes `headers` from every proxied request.
+
+    ingress-nginx has no per-Ingress annotation that sets or clears request headers (its
+    `proxy-set-headers` is a controller ConfigMap key; internal/ingress/annotations/* at
+    controller-v1.13.0), so the guard is a `configuration-snippet`. It uses headers-more's
+    `more_clear_input_headers`, which the controller's nginx is built with
+    (images/nginx/rootfs/build.sh, --add-module=headers-more-nginx-module): it deletes the
+    request's headers before proxy_pass copies them, matches names case-insensitively and
+    takes a trailing `*` as a prefix, which plain `proxy_set_header X "";` cannot. No quotes:
+    the value passes an `annotation-value-word-blocklist` that lists them.
+    """
+    if not headers:
+        raise ValueError("the header guard needs at least one header")
+    for header in headers:
+        if not HEADER_NAME.fullmatch(header):
+            raise ValueError(f"not a header name (or name prefix ending in *): {header!r}")
+    return f"more_clear_input_headers {' '.join(headers)};\n"
 
 
 @dataclass(frozen=True)
@@ -97,15 +121,6 @@ class JupyterHub(pulumi.ComponentResource):
         labels: dict[str, str],
         release: k8s.helm.v3.Release,
     ) -> None:
-        child = pulumi.ResourceOptions(parent=self)
-        header_guard = k8s.core.v1.ConfigMap(
-            f"{name}-ingress-header-guard",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="notebooks-identity-header-guard", namespace=args.namespace, labels=labels
-            ),
-            data={header: "" for header in IDENTITY_HEADERS},
-            opts=child,
-        )
         timeout = str(args.websocket_timeout_seconds)
         backend = k8s.networking.v1.IngressBackendArgs(
             service=k8s.networking.v1.IngressServiceBackendArgs(
@@ -126,9 +141,11 @@ class JupyterHub(pulumi.ComponentResource):
                     # The hub authenticates users itself (Keycloak OAuth): the platform's
                     # global auth would demand a second login and strip the hub's cookies.
                     "nginx.ingress.kubernetes.io/enable-global-auth": "false",
-                    "nginx.ingress.kubernetes.io/proxy-set-headers": header_guard.metadata.apply(
-                        lambda m: f"{m.namespace}/{m.name}"
-                    ),
+                    # Needs the controller's allow-snippet-annotations "true" and
+                    # annotations-risk-level Critical (docs/operations.md). Without them its
+                    # admission webhook refuses this Ingress, or, with no webhook, the
+                    # controller drops the snippet and serves it unguarded (preflight checks).
+                    CONFIGURATION_SNIPPET: header_guard_snippet(IDENTITY_HEADERS),
                     "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
                     "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
                     "nginx.ingress.kubernetes.io/proxy-body-size": args.max_body_size,

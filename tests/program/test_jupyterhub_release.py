@@ -11,7 +11,6 @@ import kubernetes_validate
 import pytest
 
 from components.helm_values import HubFiles, build_values, content_checksum
-from components.jupyterhub import IDENTITY_HEADERS
 from eodh_jupyterhub.hub_inputs import hub_values_inputs
 from eodh_jupyterhub.offline import Recording, is_secret, reveal
 from eodh_jupyterhub.schemas import z2jh_validation_errors
@@ -278,11 +277,13 @@ def test_ingress(recording: Recording, stack: str) -> None:
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 3600
     assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "2g"
-    guard = annotations["nginx.ingress.kubernetes.io/proxy-set-headers"]
-    assert guard == "jupyter/notebooks-identity-header-guard"
-    guard_map = recording.named("jupyterhub-ingress-header-guard").inputs
-    assert guard_map["data"] == {h: "" for h in IDENTITY_HEADERS}
-    assert "X-Auth-Request-User" in guard_map["data"]
+    # The header guard is a configuration snippet, proved in real nginx by
+    # test_ingress_header_guard.py. `proxy-set-headers` is a controller ConfigMap key, not an
+    # annotation ingress-nginx reads from an Ingress: it must not pose as a guard.
+    assert annotations["nginx.ingress.kubernetes.io/configuration-snippet"].startswith(
+        "more_clear_input_headers "
+    )
+    assert "nginx.ingress.kubernetes.io/proxy-set-headers" not in annotations
     tls_secret = config.get("eodh-jupyterhub:tlsSecretName") or None
     if tls_secret:
         assert spec["tls"] == [{"hosts": [platform, f"*.{workspaces}"], "secretName": tls_secret}]
