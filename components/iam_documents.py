@@ -104,8 +104,12 @@ def notebook_trust_policy(provider_arn: str, issuer: str, audience: str) -> Poli
     """Who may assume the notebook role: a workspace-scoped Keycloak token, and nothing else.
 
     - only the Keycloak provider (`Principal.Federated`), through web identity;
-    - only tokens for the dedicated client (`<issuer>:aud`; IAM takes `azp` for this key when
-      the token carries one, else `aud`);
+    - only tokens issued to the dedicated client: IAM fills `<issuer>:aud` from the token's
+      `azp` when it carries one, else from `aud` (whose raw value is `<issuer>:oaud`; AWS IAM
+      User Guide, "IAM and AWS STS condition context keys", OIDC federation keys). Keycloak's
+      token exchange issues the workspace token to the workspaces client, so its `azp` is
+      that client; the hub's login token lists the workspaces client in `aud` (so that the
+      exchange is allowed) but its `azp` is the hub's client, and IAM refuses it;
     - `sts:TagSession` is allowed because the token's `https://aws.amazon.com/tags` claim turns
       into session tags, but only the `workspace` key, and it must be present and non-empty:
       `ForAllValues` alone is also true for a request with no tags at all.
