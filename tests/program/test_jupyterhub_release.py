@@ -104,8 +104,15 @@ def test_profiles_are_accepted_by_kubespawner(
             }
         )
     )
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    # kubernetes_asyncio reads $KUBECONFIG once, at import, and KubeSpawner loads the config
+    # once per process (lru_cache): point both at this file, whatever ran before.
+    from kubernetes_asyncio.config import kube_config
     from kubespawner import KubeSpawner
+    from kubespawner.clients import load_config
+
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    load_config.cache_clear()
 
     profiles = _values(recording)["singleuser"]["profileList"]
     config = effective_config(stack)
