@@ -86,6 +86,11 @@ async def _lifecycle(fake: FakeKubernetes, config: Config) -> list[str]:
     from eodh_jpyauth.spawners import KubeSpawner
 
     steps: list[str] = []
+    # Reflectors are class-level and shared by every KubeSpawner in the process: one left by
+    # an earlier test watches another (gone) API server and would never see these pods.
+    for reflector in list(KubeSpawner.reflectors.values()):
+        await reflector.stop()
+    KubeSpawner.reflectors.clear()
 
     def spawner(user: str, workspace: str, state: dict[str, Any] | None = None) -> Any:
         s = KubeSpawner(

@@ -348,9 +348,11 @@ REFRESH_ACTIONS: dict[str, list[str]] = {
     "aws:lambda/permission:Permission": ["lambda:GetPolicy"],
     "aws:sqs/queue:Queue": ["sqs:GetQueueAttributes", "sqs:ListQueueTags"],
     "aws:cloudwatch/logGroup:LogGroup": ["logs:DescribeLogGroups", "logs:ListTagsForResource"],
+    "aws:cloudwatch/eventRule:EventRule": ["events:DescribeRule", "events:ListTagsForResource"],
+    "aws:cloudwatch/eventTarget:EventTarget": ["events:ListTargetsByRule"],
 }
 # Data sources (invokes) run in every preview, refresh or not: they belong in the preview
-# policy. The program has none today; one added without its actions here fails the test.
+# policy. One added without its actions here fails the test.
 INVOKE_ACTIONS: dict[str, list[str]] = {
     "aws:s3/getBucket:getBucket": ["s3:ListBucket"],  # HeadBucket
 }
@@ -382,6 +384,9 @@ def arns(recording: Recording, resource: RecordedResource) -> list[str]:
         return [f"arn:aws:sqs:{REGION}:{account}:{autonamed(resource)}"]
     if kind == "aws:cloudwatch/logGroup:LogGroup":
         return [f"arn:aws:logs:{REGION}:{account}:log-group:{autonamed(resource)}"]
+    if kind in ("aws:cloudwatch/eventRule:EventRule", "aws:cloudwatch/eventTarget:EventTarget"):
+        (rule,) = recording.of_type("aws:cloudwatch/eventRule:EventRule")
+        return [f"arn:aws:events:{REGION}:{account}:rule/{autonamed(rule)}"]
     raise AssertionError(f"{kind}: add the ARN its refresh reads to this test")
 
 
@@ -484,7 +489,15 @@ def test_the_preview_policy_covers_the_preview_and_nothing_of_the_refresh(decisi
         )
         for stack in STACKS
     ]
+    lookups = [
+        Request(f"{stack} {token} {action}", action, f"arn:aws:s3:::{args['bucket']}")
+        for stack in STACKS
+        for token, args in recording_for(stack).invokes
+        if token == "aws:s3/getBucket:getBucket"
+        for action in INVOKE_ACTIONS[token]
+    ]
     preview = {"preview": iam_policies()["preview"]}
-    assert set(simulate(kubeconfig, identity_policies=preview).values()) == {"Allowed"}
+    decided = simulate(kubeconfig + lookups, identity_policies=preview)
+    assert set(decided.values()) == {"Allowed"}, decided
     if not invoked:
         assert set(decisions["preview"].values()) == {"ImplicitlyDenied"}
