@@ -9,7 +9,7 @@ import jwt
 import pytest
 from tornado import web
 
-from tests.hub.fake_keycloak import ACCESS_TOKEN_TYPE, EXCHANGE_GRANT
+from tests.hub.fake_keycloak import EXCHANGE_GRANT
 from tests.support.hub_config import load_hub_config
 
 S3_TOKEN = "S3CONTENTS_WORKSPACE_ACCESS_TOKEN"
@@ -34,8 +34,8 @@ def test_success_puts_the_workspace_token_into_the_notebook_environment(
     assert request["client_id"] == hub_env["WORKSPACES_CLIENT_ID"]
     assert form["client_secret"] == hub_env["WORKSPACES_CLIENT_SECRET"]
     assert form["subject_token"] == subject
-    assert form["subject_token_type"] == ACCESS_TOKEN_TYPE
-    assert form["requested_token_type"] == ACCESS_TOKEN_TYPE
+    assert form["subject_token_type"] == "urn:ietf:params:oauth:token-type:access_token"
+    assert form["requested_token_type"] == "urn:ietf:params:oauth:token-type:access_token"
     assert form["scope"] == "workspace:beta"
 
     env = spawner.environment
