@@ -79,10 +79,13 @@ def write_iam_documents(resources: list[Any], out: Path) -> int:
     return len(documents)
 
 
-def render(stack: str, out_root: Path) -> dict[str, int]:
+def render(stack: str, out_root: Path, recording: Recording | None = None) -> dict[str, int]:
+    """Write build/<stack>/ from the stack file's own run, or from `recording` (a run of the
+    same stack with other settings, e.g. the other workspace-bucket mode)."""
     from eodh_jupyterhub.offline import run_stack
 
-    recording = run_stack(stack)
+    if recording is None:
+        recording = run_stack(stack)
     out = out_root / stack
     if out.exists():
         shutil.rmtree(out)

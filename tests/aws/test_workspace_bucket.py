@@ -13,7 +13,7 @@ import pytest
 
 from eodh_jupyterhub.offline import Recording, run_stack, run_with_config
 from tests.aws.support import BUCKET_POLICY, documents
-from tests.support.bucket_modes import recording_in_mode
+from tests.support.bucket_modes import config_in_mode, recording_in_mode
 from tests.support.stacks import effective_config, pulumi_config
 
 P = "eodh-jupyterhub:"
@@ -127,19 +127,21 @@ def test_lifecycle_expires_noncurrent_versions_and_aborts_uploads(
 
 
 def test_access_logging_only_where_configured(recording: Recording, stack: str) -> None:
-    target = effective_config(stack).get(f"{P}accessLogsBucket") or None
-    logging = recording.of_type("aws:s3/bucketLogging:BucketLogging")
-    if target is None:
-        assert logging == []
-    else:
-        (resource,) = logging
-        assert resource.parent_name == "workspaces"
-        assert resource.plain_inputs == {
-            "bucket": "workspaces-bucket-id",
-            "targetBucket": target,
-            "targetPrefix": f"{bucket_name(stack)}/",
-        }
-    assert stack not in PROTECTED_STACKS or target, "protected stacks log bucket access"
+    # Every stack file leaves access logging out: their buckets are the platform's, whose
+    # logging is the platform's to configure (and the settings refuse it in shared mode).
+    assert not effective_config(stack).get(f"{P}accessLogsBucket")
+    assert recording.of_type("aws:s3/bucketLogging:BucketLogging") == []
+
+
+def test_access_logging_when_a_managed_bucket_asks_for_it() -> None:
+    config = config_in_mode("prod", manage=True) | {f"{P}accessLogsBucket": "access-logs-x"}
+    (resource,) = run_with_config("prod", config).of_type("aws:s3/bucketLogging:BucketLogging")
+    assert resource.parent_name == "workspaces"
+    assert resource.plain_inputs == {
+        "bucket": "workspaces-bucket-id",
+        "targetBucket": "access-logs-x",
+        "targetPrefix": "workspaces-eodhp-prod/",
+    }
 
 
 def test_protection_where_configured(recording: Recording, stack: str) -> None:

@@ -18,6 +18,7 @@ from eodh_jupyterhub.offline import Recording
 from policy import eodh_policies
 from policy.eodh_policies import check_resources
 from tests.policy.adapter import declared, run_pack
+from tests.support.bucket_modes import recording_in_mode
 from tests.support.recordings import recording_for
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
@@ -139,12 +140,25 @@ MUTATIONS = {
 }
 
 
-@pytest.mark.parametrize("rule", sorted(MUTATIONS))
+# In the shared-bucket mode the stack declares no bucket configuration for the S3 rules to
+# judge, and the marker function is reached through EventBridge instead of a notification.
+SHARED_MODE_MUTATIONS = {
+    rule: mutation for rule, mutation in MUTATIONS.items() if not rule.startswith("s3-")
+} | {"lambda-marker-present": _without({eodh_policies.EVENT_TARGET})}
+
+
+@pytest.mark.parametrize(
+    ("manage", "rule"),
+    [(True, rule) for rule in sorted(MUTATIONS)]
+    + [(False, rule) for rule in sorted(SHARED_MODE_MUTATIONS)],
+    ids=lambda v: {True: "managed-bucket", False: "shared-bucket"}.get(v, v),
+)
 @pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
-def test_each_rule_fires_on_a_broken_prod_recording(rule: str, preview: bool):
-    recording = recording_for("prod", preview=preview)
+def test_each_rule_fires_on_a_broken_prod_recording(manage: bool, rule: str, preview: bool):
+    mutations = MUTATIONS if manage else SHARED_MODE_MUTATIONS
+    recording = recording_in_mode("prod", manage, preview=preview)
     assert rule not in {v.rule for v in run_pack(recording.resources)}
-    fired = {v.rule for v in run_pack(MUTATIONS[rule](recording.resources))}
+    fired = {v.rule for v in run_pack(mutations[rule](recording.resources))}
     assert rule in fired
 
 

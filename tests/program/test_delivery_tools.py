@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bucket_modes import manages_bucket, recording_in_mode
 from tests.support.stacks import stack_names
 from tools import check, diff, render
 
@@ -31,16 +32,35 @@ def test_check_command_exit_status(rendered: Path, capsys: pytest.CaptureFixture
     assert check.main(["prod", "--build", str(rendered / "nowhere")]) == 2
 
 
+@pytest.fixture(scope="module")
+def rendered_other_mode(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every stack rendered in the workspace-bucket mode its stack file does not use."""
+    build = tmp_path_factory.mktemp("build-other-mode")
+    for stack in stack_names():
+        render.render(stack, build, recording_in_mode(stack, not manages_bucket(stack)))
+    return build
+
+
+def test_both_bucket_modes_pass_every_check(rendered_other_mode: Path) -> None:
+    for stack in stack_names():
+        assert check.check_stack(stack, rendered_other_mode) == [], stack
+
+
 def _scratch(rendered: Path, tmp_path: Path) -> Path:
     scratch = tmp_path / "build"
     shutil.copytree(rendered / "prod", scratch / "prod")
     return scratch
 
 
+def _managed_prod(rendered: Path, rendered_other_mode: Path) -> Path:
+    """A build folder whose prod manages its bucket, whichever mode Pulumi.prod.yaml uses."""
+    return rendered if manages_bucket("prod") else rendered_other_mode
+
+
 def test_removing_the_tls_only_statement_fails_with_the_rule_name(
-    rendered: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    rendered: Path, rendered_other_mode: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    scratch = _scratch(rendered, tmp_path)
+    scratch = _scratch(_managed_prod(rendered, rendered_other_mode), tmp_path)
     resources_file = scratch / "prod" / "resources.json"
     data = json.loads(resources_file.read_text())
     (policy,) = [r for r in data["resources"] if r["type"] == "aws:s3/bucketPolicy:BucketPolicy"]
@@ -99,8 +119,11 @@ def test_diff_groups_changes_by_resource(rendered: Path) -> None:
     lines = diff.diff("staging", "prod", rendered)
     assert lines[:2] == ["--- staging", "+++ prod"]
     text = "\n".join(lines)
-    assert "~ workspaces-bucket (aws:s3/bucket:Bucket)" in text
-    assert '    inputs.bucket: "workspaces-eodhp-staging" -> "workspaces-eodhp-prod"' in text
+    assert "~ s3keep-object-created (aws:cloudwatch/eventRule:EventRule)" in text
+    assert (
+        "    inputs.eventPattern.detail.bucket.name: "
+        '["workspaces-eodhp-staging"] -> ["workspaces-eodhp-prod"]'
+    ) in text
     assert "    cull.timeout: 3600 -> 7200" in text
     assert diff.diff("prod", "prod", rendered) == ["--- prod", "+++ prod"]
 
@@ -126,12 +149,10 @@ def test_render_writes_every_artifact_with_a_summary(rendered: Path) -> None:
     ):
         assert (folder / relative).is_file(), relative
     summary = (folder / "summary.md").read_text()
-    assert "| `workspaces` | `eodh:storage:WorkspaceBucket` | 8 | `workspaces-bucket` |" in summary
+    # prod references the platform's bucket: the component declares nothing of it.
+    assert "| `workspaces` | `eodh:storage:WorkspaceBucket` | 0 | - |" in summary
+    assert "| `eodh-jupyterhub:manageWorkspaceBucket` | `true` | `false` |" in summary
     assert "| `eodh-jupyterhub:cullTimeoutSeconds` | `3600` | `7200` |" in summary
     assert "| `eodh-jupyterhub:platformDomain` | (required here) |" in summary
     dev_summary = (rendered / "dev" / "summary.md").read_text()
     assert "| `eodh-jupyterhub:debug` | `false` | `true` |" in dev_summary
-    # dev does not protect its data (and keeps no access logs).
-    assert (
-        "| `workspaces` | `eodh:storage:WorkspaceBucket` | 7 | - |" in dev_summary
-    )  # no access logs

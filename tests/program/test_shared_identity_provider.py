@@ -56,9 +56,8 @@ def test_dev_protects_and_retains_the_provider_dev3_trusts(preview: bool) -> Non
     recording = recording_for("dev", preview=preview)
     provider = _provider(recording)
     assert provider.protect and provider.retain_on_delete
-    # ... while dev's own data stays throw-away.
-    (bucket,) = recording.of_type("aws:s3/bucket:Bucket")
-    assert not bucket.protect
+    # ... while nothing else of dev is protected (protectData: false).
+    assert [r.name for r in recording.resources if r.protect] == [provider.name]
 
 
 def test_turning_off_protection_of_a_shared_provider_is_refused() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -36,17 +37,15 @@ def test_every_schema_the_code_names_is_in_the_repository() -> None:
 
 def test_nothing_reads_beside_the_repository() -> None:
     outside = re.compile(r"\.\./shared|shared/(schemas|charts)|EODH_SCHEMAS_DIR")
-    offenders = []
-    for name in _tracked_files():
-        if name.startswith("vendor/") or name == "tests/program/test_stands_alone.py":
-            continue
-        path = PROJECT_ROOT / name
-        if path.suffix in {".py", ".yml", ".yaml", ".toml", ".mjs", ".json"} or path.name in {
-            "Makefile",
-            "run",
-        }:
-            if outside.search(path.read_text(errors="replace")):
-                offenders.append(name)
+    suffixes = {".py", ".yml", ".yaml", ".toml", ".mjs", ".json"}
+    offenders = [
+        name
+        for name in _tracked_files()
+        if not name.startswith("vendor/")
+        and name != "tests/program/test_stands_alone.py"
+        and (Path(name).suffix in suffixes or Path(name).name in {"Makefile", "run"})
+        and outside.search((PROJECT_ROOT / name).read_text(errors="replace"))
+    ]
     assert offenders == []
 
 
