@@ -14,7 +14,9 @@ PUT `update`; PATCH `patch`; DELETE on a named object `delete`, on a collection
 `deletecollection`.
 
 Created pods are reported Running and ready at once (there is no kubelet); watchers get
-ADDED/DELETED events as JSON lines, as the real watch stream sends them.
+ADDED/DELETED events as JSON lines, as the real watch stream sends them, starting after the
+`resourceVersion` they ask for (a list's version), so nothing between a list and its watch
+is lost: that is how the real server lets a reflector list, then watch, without a gap.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class FakeKubernetes:
     def __post_init__(self) -> None:
         self._versions = itertools.count(1)
         self._watchers: dict[str, list[asyncio.Queue[dict[str, Any] | None]]] = {}
+        self._history: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -215,6 +218,8 @@ class FakeKubernetes:
             return web.json_response(store[key])
         if verb == "delete":
             obj = store.pop(key)
+            # Deleting is a change too: it gets a version of its own.
+            obj["metadata"] = {**obj["metadata"], "resourceVersion": str(next(self._versions))}
             self._notify(resource, "DELETED", obj)
             return web.json_response(obj)
         return _status(405, "MethodNotAllowed", f"{verb} is not served by this fake")
@@ -252,8 +257,11 @@ class FakeKubernetes:
         return obj
 
     def _notify(self, resource: str, kind: str, obj: dict[str, Any]) -> None:
+        event = {"type": kind, "object": obj}
+        version = int(obj["metadata"]["resourceVersion"])
+        self._history.setdefault(resource, []).append((version, event))
         for queue in self._watchers.get(resource, []):
-            queue.put_nowait({"type": kind, "object": obj})
+            queue.put_nowait(event)
 
     async def _watch(
         self, request: web.Request, resource: str, namespace: str | None
@@ -261,6 +269,10 @@ class FakeKubernetes:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        since = int(request.query.get("resourceVersion") or 0)
+        for version, event in self._history.get(resource, []):
+            if since and version > since:
+                queue.put_nowait(event)
         self._watchers.setdefault(resource, []).append(queue)
         try:
             while (event := await queue.get()) is not None:
