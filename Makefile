@@ -4,6 +4,11 @@ UV ?= uv
 RUN := $(UV) run --frozen
 STACK ?= dev
 PYTEST_ARGS ?=
+# One worker per core; each test file stays on one worker, so its module fixtures (a moto
+# account, a jupyter server) start once. Most of the suite waits on real processes (hub,
+# browser, moto server) or is CPU-bound Python, so two workers on two cores halve the run
+# (README, "Tests"). PYTEST_WORKERS= runs everything in one process.
+PYTEST_WORKERS ?= -n auto --dist loadfile
 
 A ?= staging
 B ?= prod
@@ -12,7 +17,7 @@ B ?= prod
 
 setup: ## Install the locked Python environment and the Node test tools
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet --disable-pip-version-check uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	npm ci --no-audit --no-fund --loglevel=error
 
 render: setup ## Render one stack offline (STACK=dev|dev3|test|staging|prod|all) into build/<stack>/
@@ -26,7 +31,7 @@ diff: setup ## What differs between two environments (A=staging B=prod)
 	$(RUN) python -m tools.diff $(A) $(B)
 
 test: setup ## Run the whole test suite (slow suites included)
-	$(RUN) pytest $(PYTEST_ARGS)
+	$(RUN) pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: ## ruff lint, format check and mypy
 	$(RUN) ruff check .

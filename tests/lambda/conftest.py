@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 from collections.abc import Iterator
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -39,10 +40,23 @@ def no_walk_retry_sleep(monkeypatch: pytest.MonkeyPatch, handler_module: ModuleT
     monkeypatch.setattr(handler_module, "_sleep", lambda _s: None)
 
 
+@pytest.fixture(scope="module")
+def moto_account() -> Iterator[None]:
+    """One moto account per test module: starting moto costs most of a second. Each test
+    gets a world of its own in it (bucket, queue, role and user all named after a fresh
+    bucket name), so no test sees another's objects, events or principals."""
+    from moto import mock_aws
+
+    with harness.requester_identities(), mock_aws():
+        yield
+
+
+_WORLDS = itertools.count()
+
+
 @pytest.fixture
-def world() -> Iterator[Any]:
-    with harness.moto_world() as world:
-        yield world
+def world(moto_account: None) -> Any:
+    return harness.make_world(bucket=f"{harness.BUCKET}-{next(_WORLDS)}")
 
 
 @pytest.fixture

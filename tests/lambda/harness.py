@@ -32,6 +32,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import boto3
+import botocore.loaders
+import botocore.session
 
 REPO = Path(__file__).resolve().parents[2]
 HANDLER_PATH = REPO / "lambda" / "s3keep" / "handler.py"
@@ -95,6 +97,17 @@ class World:
         return events
 
 
+# Every world's sessions share one model loader: a new botocore session otherwise parses the
+# service models' JSON again, which was most of the property test's time.
+_LOADER = botocore.loaders.create_loader()
+
+
+def _botocore_session() -> botocore.session.Session:
+    session = botocore.session.Session()
+    session.register_component("data_loader", _LOADER)
+    return session
+
+
 def make_world(*, versioning: bool = True, bucket: str = BUCKET) -> World:
     """The workspace bucket as deployed (versioned, SSE-S3 by default) and its event queue."""
     iam = boto3.client("iam", region_name=REGION)
@@ -117,6 +130,7 @@ def make_world(*, versioning: bool = True, bucket: str = BUCKET) -> World:
         RoleArn=role["Arn"], RoleSessionName=FUNCTION_NAME
     )["Credentials"]
     function_session = boto3.Session(
+        botocore_session=_botocore_session(),
         aws_access_key_id=credentials["AccessKeyId"],
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],

@@ -110,6 +110,11 @@ def test_handler_suite_passes_on_python_3_13_with_pre_if_none_match_boto3() -> N
             "-m",
             "pytest",
             "tests/lambda",
+            # The property test drives the same calls as the example tests over random
+            # trees: what the SDK version changes (the conditional PutObject's header, the
+            # 412/409/throttle answers, retries) is in the example tests, which all run here.
+            # The property test runs in the ordinary suite on the newest SDK.
+            "--ignore=tests/lambda/test_property.py",
             "-q",
             "-m",
             "not slow",
