@@ -87,3 +87,12 @@ def pulumi_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
 
 def project_name(root: Path = PROJECT_ROOT) -> str:
     return _project_file(root)["name"]
+
+
+def kubernetes_context(stack: str, root: Path = PROJECT_ROOT) -> str:
+    """The kubeconfig context the stack deploys to (`kubernetes:context`), for the tools that
+    talk to its cluster directly; a stack without one is refused, naming the file and key."""
+    context = str(effective_config(stack, root).get("kubernetes:context") or "")
+    if not context:
+        raise StackConfigError(f"Pulumi.{stack}.yaml: kubernetes:context is not set")
+    return context

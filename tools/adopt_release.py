@@ -180,11 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apply", action="store_true", help="run the commands (default: print)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    from eodh_jupyterhub.stack_config import effective_config
+    from eodh_jupyterhub.stack_config import StackConfigError, kubernetes_context
 
-    context = str(effective_config(args.stack).get("kubernetes:context") or "")
-    if not context:
-        print(f"Pulumi.{args.stack}.yaml: kubernetes:context is not set", file=sys.stderr)
+    try:
+        context = kubernetes_context(args.stack)
+    except StackConfigError as error:
+        print(error, file=sys.stderr)
         return 2
     # The values hold the mocks' stand-ins for the generated secrets: used only to render
     # the object list, never printed or written.

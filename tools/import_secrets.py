@@ -128,11 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from components.hub_secrets import ImportValueError
     from eodh_jupyterhub.offline import run_stack
-    from eodh_jupyterhub.stack_config import effective_config
+    from eodh_jupyterhub.stack_config import StackConfigError, kubernetes_context
 
-    context = str(effective_config(args.stack).get("kubernetes:context") or "")
-    if not context:
-        print(f"Pulumi.{args.stack}.yaml: kubernetes:context is not set", file=sys.stderr)
+    try:
+        context = kubernetes_context(args.stack)
+    except StackConfigError as error:
+        print(error, file=sys.stderr)
         return 2
     recording = run_stack(args.stack)
     (release,) = recording.of_type("kubernetes:helm.sh/v3:Release")

@@ -499,16 +499,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from eodh_jupyterhub.settings import SettingsError, load_settings
-    from eodh_jupyterhub.stack_config import StackConfigError, effective_config, pulumi_config
+    from eodh_jupyterhub.stack_config import StackConfigError, kubernetes_context, pulumi_config
 
     try:
         settings = load_settings(pulumi_config(args.stack), args.stack)
+        context = kubernetes_context(args.stack)
     except (SettingsError, StackConfigError) as error:
         print(error, file=sys.stderr)
-        return 2
-    context = effective_config(args.stack).get("kubernetes:context")
-    if not context:
-        print(f"Pulumi.{args.stack}.yaml: kubernetes:context is not set", file=sys.stderr)
         return 2
     results = run_checks(
         settings,

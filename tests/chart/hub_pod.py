@@ -31,6 +31,7 @@ import yaml
 
 from eodh_jupyterhub.offline import Recording, map_leaves, reveal
 from eodh_jupyterhub.schemas import Z2JH_CHART_DIR
+from tests.support.kubeconfig import UNREACHABLE_KUBECONFIG
 
 CHART_DIR = Z2JH_CHART_DIR
 HUB_ETC = "/usr/local/etc/jupyterhub/"
@@ -39,21 +40,6 @@ RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 CLUSTER_SCOPED_KINDS = {"ClusterRole", "ClusterRoleBinding", "PriorityClass"}
 # The API server labels every namespace with its name (NamespaceDefaultLabelName, GA 1.22).
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-
-KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters:
-- name: unreachable
-  cluster: {server: "https://127.0.0.1:9"}
-contexts:
-- name: unreachable
-  context: {cluster: unreachable, user: nobody}
-current-context: unreachable
-users:
-- name: nobody
-  user: {token: not-a-real-token}
-"""
 
 
 @dataclass(frozen=True)
@@ -259,7 +245,7 @@ def spawn_in_workspace(
     root = workdir / "hub-pod"
     config_file = lay_out_hub_files(release, root)
     kubeconfig = workdir / "kubeconfig"
-    kubeconfig.write_text(KUBECONFIG)
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
 
     with hub_process_state(hub_environment(release), kubeconfig) as configured:
         # As `jupyterhub --config <file>` does: the file runs with get_config() handing

@@ -14,6 +14,7 @@ from traitlets import import_item
 
 from tests.hub.fake_keycloak import FakeKeycloak
 from tests.support.hub_config import load_hub_config, release_env
+from tests.support.kubeconfig import UNREACHABLE_KUBECONFIG
 
 # Strings that break out of HTML text and attributes if anything prints them unescaped;
 # each sets window.__eodh_xss when it runs, which the browser tests look for.
@@ -58,21 +59,6 @@ PROFILES = [
     },
 ]
 
-KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters:
-- name: unreachable
-  cluster: {server: "https://127.0.0.1:9"}
-contexts:
-- name: unreachable
-  context: {cluster: unreachable, user: nobody}
-current-context: unreachable
-users:
-- name: nobody
-  user: {token: not-a-real-token}
-"""
-
 
 @pytest.fixture(scope="session")
 def keycloak() -> Iterator[FakeKeycloak]:
@@ -114,7 +100,7 @@ def kc(keycloak: FakeKeycloak) -> Iterator[FakeKeycloak]:
 def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """KubeSpawner builds a client in __init__ and needs a kubeconfig; nothing is called."""
     path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(KUBECONFIG)
+    path.write_text(UNREACHABLE_KUBECONFIG)
     # kubernetes_asyncio reads $KUBECONFIG once, at import, which may already be done.
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KUBECONFIG", str(path))

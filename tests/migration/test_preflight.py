@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -542,3 +543,22 @@ def test_make_preflight_uses_the_stacks_context_and_fails_the_run(monkeypatch, c
     out = capsys.readouterr().out
     assert "FAIL  tls-secret: TLS secret jupyter/x does not exist\n      fix: create it" in out
     assert out.endswith("1 passed, 1 failed\n")
+
+
+def test_a_stack_without_a_kubernetes_context_is_refused_by_name(tmp_path) -> None:
+    from eodh_jupyterhub.stack_config import (
+        PROJECT_ROOT,
+        StackConfigError,
+        kubernetes_context,
+    )
+
+    shutil.copy(PROJECT_ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    stack_file = (PROJECT_ROOT / "Pulumi.dev.yaml").read_text()
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
+    assert kubernetes_context("dev", root=tmp_path) == "eodhp-dev"
+    without = "\n".join(
+        line for line in stack_file.splitlines() if not line.strip().startswith("kubernetes:")
+    )
+    (tmp_path / "Pulumi.dev.yaml").write_text(without)
+    with pytest.raises(StackConfigError, match=r"Pulumi\.dev\.yaml: kubernetes:context"):
+        kubernetes_context("dev", root=tmp_path)
