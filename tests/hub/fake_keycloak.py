@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import secrets
 import threading
 import time
@@ -41,6 +40,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import jwt
+
+from tests.support.json_http import JsonRequestHandler
 
 SIGNING_KEY = "fake-keycloak-signing-key-for-tests-only"
 EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -225,19 +226,8 @@ def _client(handler: BaseHTTPRequestHandler, form: dict[str, str]) -> tuple[str,
     return form.get("client_id", ""), form.get("client_secret", "")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonRequestHandler):
     kc: FakeKeycloak
-
-    def log_message(self, *args):  # keep pytest output readable
-        pass
-
-    def _json(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self):
         url = urlparse(self.path)

@@ -32,6 +32,7 @@ import requests
 from eodh_jupyterhub.settings import load_settings
 from tests.hub import fake_keycloak
 from tests.images.doubles import REGION, TEST_KEYS, MotoServer
+from tests.support.json_http import JsonRequestHandler
 from tests.support.stacks import pulumi_config
 from tools import preflight
 
@@ -67,19 +68,8 @@ class FakeKube:
         }
 
 
-class _KubeHandler(BaseHTTPRequestHandler):
+class _KubeHandler(JsonRequestHandler):
     fake: FakeKube
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _json(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:
         path = urlparse(self.path).path
