@@ -165,12 +165,14 @@ def test_makefile_builds_and_pushes_its_image(folder: str, image: str, version: 
     assert make_variable(folder, "docker") == "docker"
     dry_run = subprocess.run(
         [
-            *("make", "-n", "-s", "-C", str(IMAGES / folder), "docker=podman"),
-            *("container-build", "container-push"),
+            *("make", "-n", "-s", "--no-print-directory", "-C", str(IMAGES / folder)),
+            *("docker=podman", "container-build", "container-push"),
         ],
         capture_output=True,
         text=True,
         check=True,
+        # Run from `make -C ... test`, the parent's flags would reach this make too.
+        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")},
     ).stdout.splitlines()
     assert dry_run[0].startswith("podman build ") and f"--tag {image}:{version}" in dry_run[0]
     assert dry_run[0].endswith(" .")
