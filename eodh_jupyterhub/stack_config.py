@@ -6,7 +6,9 @@ them to a program: fully qualified keys, strings, objects and arrays as JSON tex
 
 from __future__ import annotations
 
+import copy
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,21 @@ class StackConfigError(Exception):
     pass
 
 
+def _read_yaml(path: Path) -> Any:
+    """The file's YAML, parsed once per version of the file (a run reads Pulumi.yaml and the
+    stack files several times; parsing them was most of a mocked run). A copy each time, so
+    no caller can change what the next one reads."""
+    stat = path.stat()
+    return copy.deepcopy(_parse_yaml(path, stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=64)
+def _parse_yaml(path: Path, _mtime_ns: int, _size: int) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
 def _project_file(root: Path) -> dict[str, Any]:
-    return yaml.safe_load((root / "Pulumi.yaml").read_text())
+    return _read_yaml(root / "Pulumi.yaml")
 
 
 def stack_names(root: Path = PROJECT_ROOT) -> list[str]:
@@ -63,7 +78,7 @@ def stack_values(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
     if not path.exists():
         raise StackConfigError(f"{path.name}: no such stack file (stacks: {stack_names(root)})")
     name = _project_file(root)["name"]
-    document = yaml.safe_load(path.read_text()) or {}
+    document = _read_yaml(path) or {}
     values: dict[str, Any] = {}
     for key, value in (document.get("config") or {}).items():
         if isinstance(value, dict) and set(value) == {"secure"}:
