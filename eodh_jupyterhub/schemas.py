@@ -110,3 +110,32 @@ def external_secret_errors(obj: dict[str, Any]) -> list[str]:
         f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
         for e in validator.iter_errors(obj)
     ]
+
+
+# Kinds the chart can render that have no namespace; Helm installs every other object into
+# the release namespace, whether or not its template names one.
+CLUSTER_SCOPED_KINDS = frozenset(
+    {"ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass"}
+)
+
+
+def render_z2jh_chart(values: dict[str, Any], name: str, namespace: str) -> list[dict[str, Any]]:
+    """The vendored chart rendered by Helm's own engine (helm-python-sdk) as `helm install`
+    would: every manifest document, namespaced ones in the release namespace. Helm's `lookup`
+    sees no cluster here, so the values must carry every secret the chart would look up."""
+    from helm_python.chart import Chart
+
+    files = Chart.load(str(Z2JH_CHART_DIR)).render(
+        values=values, name=name, namespace=namespace, is_install=True
+    )
+    documents = []
+    for path in sorted(files):
+        if not path.endswith((".yaml", ".yml")):
+            continue
+        for doc in yaml.safe_load_all(files[path]):
+            if not isinstance(doc, dict):
+                continue
+            if doc["kind"] not in CLUSTER_SCOPED_KINDS:
+                doc["metadata"].setdefault("namespace", namespace)
+            documents.append(doc)
+    return documents

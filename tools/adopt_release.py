@@ -33,10 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
-CHART_DIR = ROOT / "vendor" / "jupyterhub-4.2.0"
 RELEASE_NAME = "jupyterhub"
 HUB_DB_PVC = "hub-db-dir"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "Helm")
@@ -59,27 +56,21 @@ class ChartObject:
 
 
 def render_chart(values: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
-    from helm_python.chart import Chart
+    from eodh_jupyterhub.schemas import render_z2jh_chart
 
-    files = Chart.load(str(CHART_DIR)).render(
-        values=values, name=RELEASE_NAME, namespace=namespace, is_install=True
-    )
-    documents = []
-    for path, text in sorted(files.items()):
-        if path.endswith((".yaml", ".yml")):
-            documents += [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
-    return documents
+    return render_z2jh_chart(values, RELEASE_NAME, namespace)
 
 
 def release_objects(documents: list[dict[str, Any]], namespace: str) -> list[ChartObject]:
     """What the release's manifest holds; hooks are not part of it (Helm runs them apart)."""
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass"}
+    from eodh_jupyterhub.schemas import CLUSTER_SCOPED_KINDS
+
     objects = []
     for doc in documents:
         meta = doc.get("metadata") or {}
         if "helm.sh/hook" in (meta.get("annotations") or {}):
             continue
-        scope = None if doc["kind"] in cluster_scoped else meta.get("namespace") or namespace
+        scope = None if doc["kind"] in CLUSTER_SCOPED_KINDS else meta.get("namespace") or namespace
         objects.append(ChartObject(doc["apiVersion"], doc["kind"], meta["name"], scope))
     return objects
 

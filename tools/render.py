@@ -158,7 +158,6 @@ def summary(stack: str, recording: Recording) -> str:
 
 
 # The chart's cluster-scoped kinds (user scheduler and priorities); all else is namespaced.
-CLUSTER_SCOPED_KINDS = {"ClusterRole", "ClusterRoleBinding", "PriorityClass"}
 
 
 def _readable_secret(secret: dict[str, Any]) -> dict[str, Any]:
@@ -188,35 +187,21 @@ def write_chart_manifests(inputs: dict[str, Any], folder: Path) -> int:
     values.yaml included) is the placeholder. Helm's `lookup` sees no cluster here; the
     values give every secret the chart would otherwise look up, so nothing is generated.
     """
-    from helm_python.chart import Chart
+    from eodh_jupyterhub.schemas import Z2JH_CHART_DIR, render_z2jh_chart
 
-    from eodh_jupyterhub.schemas import Z2JH_CHART_DIR
-
-    # The vendored source of the chart the release installs (its SOURCE.md says which).
-    vendored = {("jupyterhub", "4.2.0"): Z2JH_CHART_DIR}
-    chart_dir = vendored[(inputs["chart"], inputs["version"])]
-    files = Chart.load(str(chart_dir)).render(
-        values=_integral_floats(inputs.get("values") or {}),
-        name=inputs["name"],
-        namespace=inputs["namespace"],
-        is_install=True,
-    )
+    # The vendored source is of the one chart the release installs (its SOURCE.md says which).
+    if (inputs["chart"], inputs["version"]) != ("jupyterhub", Z2JH_CHART_DIR.name.split("-")[-1]):
+        raise LookupError(f"no vendored source for chart {inputs['chart']} {inputs['version']}")
     manifests = folder / "manifests"
     manifests.mkdir(parents=True, exist_ok=True)
     count = 0
-    for path in sorted(files):
-        if not path.endswith(".yaml"):
-            continue
-        for obj in yaml.safe_load_all(files[path]):
-            if not obj:
-                continue
-            # Helm installs namespaced objects into the release namespace.
-            if obj["kind"] not in CLUSTER_SCOPED_KINDS:
-                obj["metadata"].setdefault("namespace", inputs["namespace"])
-            if obj["kind"] == "Secret":
-                obj = _readable_secret(obj)
-            (manifests / kubernetes_file_name(obj)).write_text(_dump_yaml(obj))
-            count += 1
+    for obj in render_z2jh_chart(
+        _integral_floats(inputs.get("values") or {}), inputs["name"], inputs["namespace"]
+    ):
+        if obj["kind"] == "Secret":
+            obj = _readable_secret(obj)
+        (manifests / kubernetes_file_name(obj)).write_text(_dump_yaml(obj))
+        count += 1
     return count
 
 

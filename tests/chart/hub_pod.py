@@ -27,17 +27,14 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import yaml
-
 from eodh_jupyterhub.offline import Recording, map_leaves, reveal
-from eodh_jupyterhub.schemas import Z2JH_CHART_DIR
+from eodh_jupyterhub.schemas import Z2JH_CHART_DIR, render_z2jh_chart
 from tests.support.kubeconfig import UNREACHABLE_KUBECONFIG
 
 CHART_DIR = Z2JH_CHART_DIR
 HUB_ETC = "/usr/local/etc/jupyterhub/"
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 # The chart's cluster-scoped kinds (user scheduler and priorities); all else is namespaced.
-CLUSTER_SCOPED_KINDS = {"ClusterRole", "ClusterRoleBinding", "PriorityClass"}
 # The API server labels every namespace with its name (NamespaceDefaultLabelName, GA 1.22).
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -80,21 +77,7 @@ def render_release(recording: Recording) -> RenderedRelease:
 
 
 def render_chart(values: dict[str, Any], name: str, namespace: str) -> RenderedRelease:
-    from helm_python.chart import Chart
-
-    files = Chart.load(str(CHART_DIR)).render(
-        values=values, name=name, namespace=namespace, is_install=True
-    )
-    manifests = []
-    for path in sorted(files):
-        if not path.endswith((".yaml", ".yml")):
-            continue
-        for doc in yaml.safe_load_all(files[path]):
-            if doc:
-                # Helm installs namespaced objects into the release namespace.
-                if doc["kind"] not in CLUSTER_SCOPED_KINDS:
-                    doc["metadata"].setdefault("namespace", namespace)
-                manifests.append(doc)
+    manifests = render_z2jh_chart(values, name, namespace)
     return RenderedRelease(name, namespace, values, tuple(manifests))
 
 
