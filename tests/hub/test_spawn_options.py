@@ -97,6 +97,10 @@ def test_submitting_puts_workspace_and_profile_into_user_options(run, make_spawn
     ("user", "formdata", "status", "message"),
     [
         ("alice", {"workspace": ["gamma"]}, 403, "not a member of workspace 'gamma'"),
+        # Parts of alice's own workspace names (alpha, beta) are other workspaces.
+        ("alice", {"workspace": ["alph"]}, 403, "not a member of workspace 'alph'"),
+        ("alice", {"workspace": ["lpha"]}, 403, "not a member of workspace 'lpha'"),
+        ("alice", {"workspace": ["eta"]}, 403, "not a member of workspace 'eta'"),
         ("alice", {"profile": ["eodh"]}, 400, "Choose a workspace"),
         ("bob", {"workspace": ["alpha"]}, 403, "not a member of any workspace"),
     ],

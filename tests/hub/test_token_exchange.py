@@ -124,10 +124,13 @@ def test_unreachable_keycloak_fails_clearly(run, hub_ns):
         )
 
 
-def test_foreign_workspace_is_refused_before_any_exchange(run, make_spawner, kc):
-    error = _refused(run, spawn_with(make_spawner, "alice", "gamma"))
+# alice is a member of alpha and beta: a part of one of those names is still another workspace
+# (a membership test by substring, or by prefix, would let "alph" through).
+@pytest.mark.parametrize("workspace", ["gamma", "alph", "lpha", "bet", "a", "alpha-beta"])
+def test_foreign_workspace_is_refused_before_any_exchange(run, make_spawner, kc, workspace):
+    error = _refused(run, spawn_with(make_spawner, "alice", workspace))
     assert error.status_code == 403
-    assert "not a member of workspace 'gamma'" in str(error)
+    assert f"not a member of workspace '{workspace}'" in str(error)
     assert not kc.grants(EXCHANGE_GRANT)
 
 

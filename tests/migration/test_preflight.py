@@ -8,8 +8,13 @@ metadata when asked so). Lambda's GetAccountSettings is not implemented by moto 
 fake API server also answers `GET /2016-08-19/account-settings` (botocore's lambda model).
 moto 5.2.5 keeps a bucket's EventBridgeConfiguration but leaves it out of
 GetBucketNotificationConfiguration (moto/s3/responses.py `get_bucket_notification`), where
-AWS returns `<EventBridgeConfiguration/>`; `S3Front` passes S3 through to moto and puts it
+AWS returns `<EventBridgeConfiguration/>`; `AwsFront` passes S3 through to moto and puts it
 back, so the check reads what AWS would send.
+
+Preflight is read-only: while it runs (`_run`), every stand-in refuses a mutating call the way
+the real service refuses a caller without the permission (S3 and IAM: 403 AccessDenied;
+Kubernetes and Lambda: 403 Forbidden) and records it in one `WriteGuard`, and `_run` fails if
+anything was recorded. The tests' own set-up writes go through the same stand-ins unguarded.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
@@ -41,10 +46,43 @@ ACCOUNT = "123456789012"
 SNIPPET = {"nginx.ingress.kubernetes.io/configuration-snippet": 'proxy_set_header Remote-User "";'}
 
 
+class WriteGuard:
+    """Refuses and records every mutating call the stand-ins receive while armed."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.writes: list[str] = []
+
+    def refuses(self, service: str, what: str) -> bool:
+        if not self.armed:
+            return False
+        self.writes.append(f"{service}: {what}")
+        return True
+
+
+# Read actions of IAM's query API (Get*, List*, ...); any other Action changes something.
+IAM_READ_ACTION = re.compile(r"(Get|List|Simulate|Generate)[A-Za-z]*")
+
+
+def aws_access_denied(service: str) -> bytes:
+    """The body S3 and IAM send with 403 for an action the caller may not take."""
+    if service == "s3":
+        return (
+            b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+            b"<Message>Access Denied</Message></Error>"
+        )
+    return (
+        b'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error>'
+        b"<Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized</Message>"
+        b"</Error></ErrorResponse>"
+    )
+
+
 class FakeKube:
     """Answers the Kubernetes reads preflight makes, from `self.state`."""
 
-    def __init__(self) -> None:
+    def __init__(self, guard: WriteGuard) -> None:
+        self.guard = guard
         self.state: dict[str, Any] = {}
         self.reset()
         self.requests: list[tuple[str, str]] = []
@@ -70,6 +108,17 @@ class FakeKube:
 
 class _KubeHandler(JsonRequestHandler):
     fake: FakeKube
+
+    def _mutate(self) -> None:
+        """A write (Kubernetes create/patch/delete, Lambda Put*/Delete*): never preflight's."""
+        self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+        if self.fake.guard.refuses("kubernetes/lambda", f"{self.command} {self.path}"):
+            return self._json(
+                403, {"kind": "Status", "code": 403, "reason": "Forbidden", "status": "Failure"}
+            )
+        return self._json(405, {"kind": "Status", "code": 405, "reason": "MethodNotAllowed"})
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = _mutate
 
     def do_GET(self) -> None:
         path = urlparse(self.path).path
@@ -135,21 +184,24 @@ class DiscoveryKeycloak(fake_keycloak.FakeKeycloak):
         return self
 
 
-class S3Front:
-    """moto's S3, with GetBucketNotificationConfiguration answering as AWS does."""
+class AwsFront:
+    """moto for one service (`s3` or `iam`), refusing writes while the guard is armed; for S3,
+    GetBucketNotificationConfiguration answers as AWS does."""
 
-    def __init__(self, moto_url: str) -> None:
+    def __init__(self, moto_url: str, service: str, guard: WriteGuard) -> None:
         self.moto_url = moto_url
+        self.service = service
+        self.guard = guard
         self.eventbridge: set[str] = set()
-        handler = type("H", (_S3FrontHandler,), {"front": self})
+        handler = type("H", (_AwsFrontHandler,), {"front": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
-class _S3FrontHandler(BaseHTTPRequestHandler):
-    front: S3Front
+class _AwsFrontHandler(BaseHTTPRequestHandler):
+    front: AwsFront
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -159,6 +211,16 @@ class _S3FrontHandler(BaseHTTPRequestHandler):
         import urllib.request
 
         body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+        if self._is_write(body) and self.front.guard.refuses(
+            self.front.service, f"{self.command} {self.path} {body[:80]!r}"
+        ):
+            denied = aws_access_denied(self.front.service)
+            self.send_response(403)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(denied)))
+            self.end_headers()
+            self.wfile.write(denied)
+            return
         url = urlparse(self.path)
         bucket = url.path.strip("/").split("/")[0]
         is_notification = url.query.split("&")[0] == "notification"
@@ -216,14 +278,20 @@ class _S3FrontHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
+    def _is_write(self, body: bytes) -> bool:
+        if self.front.service == "iam":  # query API: POST / with Action=... in the form body
+            action = parse_qs(body.decode(errors="replace")).get("Action", [""])[0]
+            return not IAM_READ_ACTION.fullmatch(action)
+        return self.command not in ("GET", "HEAD")
+
     do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
 
 
 class Clients:
     """boto3 clients at the stand-ins: moto for S3 and IAM, the fake for Lambda settings."""
 
-    def __init__(self, moto_url: str, s3_url: str, lambda_url: str) -> None:
-        self.urls = {"s3": s3_url, "iam": moto_url, "lambda": lambda_url}
+    def __init__(self, s3_url: str, iam_url: str, lambda_url: str) -> None:
+        self.urls = {"s3": s3_url, "iam": iam_url, "lambda": lambda_url}
         # Building a client costs ~0.1 s; the stand-ins' URLs never change within a module.
         self._clients: dict[str, Any] = {}
 
@@ -238,17 +306,27 @@ class Clients:
 @pytest.fixture(scope="module")
 def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     moto = MotoServer(tmp_path_factory.mktemp("moto"))
-    s3_front = S3Front(moto.url)
-    kube = FakeKube()
+    guard = WriteGuard()
+    s3_front = AwsFront(moto.url, "s3", guard)
+    iam_front = AwsFront(moto.url, "iam", guard)
+    kube = FakeKube(guard)
     keycloak = DiscoveryKeycloak(
         "eodh-jupyterhub", "hub-secret", "eodh-workspaces", "ws-secret"
     ).start()
     try:
-        clients = Clients(moto.url, s3_front.url, kube.url)
-        yield {"moto": moto, "s3": s3_front, "kube": kube, "keycloak": keycloak, "clients": clients}
+        clients = Clients(s3_front.url, iam_front.url, kube.url)
+        yield {
+            "moto": moto,
+            "s3": s3_front,
+            "kube": kube,
+            "keycloak": keycloak,
+            "clients": clients,
+            "guard": guard,
+        }
     finally:
         keycloak.stop()
         s3_front.server.shutdown()
+        iam_front.server.shutdown()
         kube.server.shutdown()
         moto.stop()
 
@@ -262,6 +340,8 @@ def env(
     requests.post(f"{moto.url}/moto-api/reset", timeout=10)
     kube.reset()
     kube.requests.clear()
+    stand_ins["guard"].armed = False
+    stand_ins["guard"].writes.clear()
     keycloak.advertised_issuer = None
     keycloak.hidden_scopes = ()
     kubeconfig = tmp_path / "kubeconfig"
@@ -300,6 +380,7 @@ def env(
         "kube": kube,
         "keycloak": keycloak,
         "kubeconfig": kubeconfig,
+        "guard": stand_ins["guard"],
     }
 
 
@@ -310,9 +391,16 @@ def _run(
     **changes: Any,
 ):
     settings = replace(env["settings"], **changes)
-    results = preflight.run_checks(
-        settings, "eodhp-test", annotations, adopting=adopting, session=env["clients"]
-    )
+    guard: WriteGuard = env["guard"]
+    guard.armed = True
+    try:
+        results = preflight.run_checks(
+            settings, "eodhp-test", annotations, adopting=adopting, session=env["clients"]
+        )
+    finally:
+        guard.armed = False
+    # Every run, healthy or failing, is read-only: nothing was even attempted.
+    assert guard.writes == [], guard.writes
     return {r.check: r for r in results}
 
 
@@ -445,6 +533,88 @@ def test_keycloak_issuer_mismatch(env) -> None:
 def test_keycloak_without_the_workspaces_scope(env) -> None:
     env["keycloak"].hidden_scopes = ("workspaces",)
     _failed(_run(env), "keycloak-discovery", "['workspaces']", "client scope")
+
+
+def test_a_failing_preflight_writes_nothing_either(env) -> None:
+    # The likeliest "fix" a check could be tempted to make itself: turning EventBridge on.
+    s3 = env["clients"].client("s3")
+    s3.put_bucket_notification_configuration(
+        Bucket=env["settings"].workspace_bucket, NotificationConfiguration={}
+    )
+    results = _run(env, tls_secret_name="no-such-secret")
+    assert {name for name, r in results.items() if not r.ok} == {"workspace-bucket", "tls-secret"}
+    assert env["guard"].writes == []
+
+
+def test_a_preflight_that_writes_is_refused_and_caught(env, monkeypatch) -> None:
+    """The guard itself: a check that re-puts the bucket's notification configuration (as a
+    careless EventBridge "fix" would) is refused by S3 and fails the run."""
+    read_only_check = preflight.check_bucket
+
+    def writing_check(s3: Any, settings: Any, adopting: bool) -> str:
+        s3.put_bucket_notification_configuration(
+            Bucket=settings.workspace_bucket,
+            NotificationConfiguration={"EventBridgeConfiguration": {}},
+        )
+        return read_only_check(s3, settings, adopting)
+
+    monkeypatch.setattr(preflight, "check_bucket", writing_check)
+    with pytest.raises(AssertionError, match=r"s3: PUT /.*notification"):
+        _run(env)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(
+            lambda c, b: c.client("iam").create_open_id_connect_provider(
+                Url="https://kc.invalid/realms/eodhp", ClientIDList=["x"]
+            ),
+            id="iam-create-provider",
+        ),
+        pytest.param(
+            lambda c, b: c.client("s3").put_object(Bucket=b, Key="ws/.s3keep", Body=b""),
+            id="s3-put-object",
+        ),
+        pytest.param(
+            lambda c, b: c.client("lambda").put_function_concurrency(
+                FunctionName="f", ReservedConcurrentExecutions=1
+            ),
+            id="lambda-put-concurrency",
+        ),
+    ],
+)
+def test_every_stand_in_refuses_writes_while_preflight_runs(env, write) -> None:
+    from botocore.exceptions import ClientError
+
+    env["guard"].armed = True
+    try:
+        with pytest.raises(ClientError) as refused:
+            write(env["clients"], env["settings"].workspace_bucket)
+    finally:
+        env["guard"].armed = False
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert len(env["guard"].writes) == 1
+    # Reads stay allowed while armed.
+    env["guard"].armed = True
+    env["clients"].client("s3").head_bucket(Bucket=env["settings"].workspace_bucket)
+    env["clients"].client("iam").list_open_id_connect_providers()
+    env["guard"].armed = False
+    assert len(env["guard"].writes) == 1
+
+
+def test_kubernetes_stand_in_refuses_writes_while_preflight_runs(env) -> None:
+    url = env["kube"].url + "/api/v1/namespaces/jupyter/configmaps"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    env["guard"].armed = True
+    try:
+        refused = requests.post(url, json={"metadata": {"name": "x"}}, headers=headers, timeout=5)
+        read = requests.get(env["kube"].url + "/version", headers=headers, timeout=5)
+    finally:
+        env["guard"].armed = False
+    assert refused.status_code == 403 and refused.json()["reason"] == "Forbidden"
+    assert read.status_code == 200
+    assert env["guard"].writes == ["kubernetes/lambda: POST /api/v1/namespaces/jupyter/configmaps"]
 
 
 def test_hub_scopes_come_from_its_authenticator_config() -> None:
