@@ -336,9 +336,11 @@ def _random_outputs(
 
 
 # Ids as each provider sets them (pulumi-aws's Import sections; pulumi-kubernetes: objects are
-# <namespace>/<name> or <name>, a Helm release <namespace>/<name>). Buckets and roles keep the
+# <namespace>/<name> or <name>, a Helm release <namespace>/<name>; a bucket is its name, so its
+# configuration resources, whose `bucket` input is the bucket's id, are too). Roles keep the
 # `<name>-id` stand-in for now: tests and tools elsewhere still read it.
 _ID_BY_INPUT = {
+    "aws:s3/bucket:Bucket": "bucket",
     "aws:cloudwatch/logGroup:LogGroup": "name",
     "aws:cloudwatch/eventRule:EventRule": "name",
     "aws:lambda/function:Function": "name",

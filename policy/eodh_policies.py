@@ -890,9 +890,10 @@ def run_rules(
 
 
 OFFLINE_ID_SUFFIX = "-id"
-"""The offline runner's mocks give every non-Kubernetes resource the id `<name>-id` and echo
-names, so a rendered sub-resource names its bucket as `workspaces-bucket-id` and its
-function as `s3keep-function`."""
+"""The offline runner's mocks give a role (and any AWS resource without a provider id format
+modelled) the id `<name>-id` and echo names, so a rendered policy names its role as
+`notebook-role-id` and its function as `s3keep-function`; a bucket's id is its name, as in
+pulumi-aws, and a bucket's configuration resources name it by that."""
 
 
 def resource_from_dict(data: Mapping[str, Any]) -> Resource:

@@ -85,11 +85,18 @@ def aws():
         )
 
 
-def test_aws_accepts_every_role_and_policy(up_recording: Recording, aws: tuple[Any, Any]) -> None:
-    """create_role / put_role_policy / create_policy / put_bucket_policy with the exact JSON."""
+@pytest.mark.parametrize("manage_bucket", [True, False], ids=["managed", "shared"])
+def test_aws_accepts_every_role_and_policy(
+    stack: str, manage_bucket: bool, aws: tuple[Any, Any]
+) -> None:
+    """create_role / put_role_policy / create_policy / put_bucket_policy with the exact JSON.
+    Both bucket modes: only a managed bucket has a policy of this program's."""
+    from tests.support.bucket_modes import recording_in_mode
+
+    up_recording = recording_in_mode(stack, manage_bucket)
     iam, s3 = aws
     docs = documents(up_recording)
-    # The mocks make every id `<resource name>-id`; map ids back to what AWS would name.
+    # The mocks make a role's id `<resource name>-id`; map ids back to what AWS would name.
     role_ids = {}
     for role in up_recording.of_type("aws:iam/role:Role"):
         iam.create_role(
@@ -110,10 +117,10 @@ def test_aws_accepts_every_role_and_policy(up_recording: Recording, aws: tuple[A
         assert stored["PolicyDocument"] == docs[policy.name]
     for policy in up_recording.of_type("aws:iam/policy:Policy"):
         iam.create_policy(PolicyName=policy.name, PolicyDocument=json.dumps(docs[policy.name]))
-    buckets = {
-        f"{b.name}-id": b.inputs["bucket"] for b in up_recording.of_type("aws:s3/bucket:Bucket")
-    }
-    for policy in up_recording.of_type("aws:s3/bucketPolicy:BucketPolicy"):
+    buckets = {b.id: b.inputs["bucket"] for b in up_recording.of_type("aws:s3/bucket:Bucket")}
+    bucket_policies = up_recording.of_type("aws:s3/bucketPolicy:BucketPolicy")
+    assert len(bucket_policies) == (1 if manage_bucket else 0)
+    for policy in bucket_policies:
         bucket = buckets[policy.inputs["bucket"]]
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(docs[policy.name]))

@@ -59,10 +59,10 @@ def test_bucket_is_named_from_settings_and_never_force_destroyed(
         assert not resource.plain_inputs.get("forceDestroy"), resource.name
 
 
-def test_bucket_blocks_all_public_access(recording: Recording) -> None:
+def test_bucket_blocks_all_public_access(recording: Recording, stack: str) -> None:
     inputs = child(recording, "workspaces-public-access-block")
     assert inputs == {
-        "bucket": "workspaces-bucket-id",
+        "bucket": bucket_name(stack),  # a bucket's id is its name
         "blockPublicAcls": True,
         "blockPublicPolicy": True,
         "ignorePublicAcls": True,
@@ -138,7 +138,7 @@ def test_access_logging_when_a_managed_bucket_asks_for_it() -> None:
     (resource,) = run_with_config("prod", config).of_type("aws:s3/bucketLogging:BucketLogging")
     assert resource.parent_name == "workspaces"
     assert resource.plain_inputs == {
-        "bucket": "workspaces-bucket-id",
+        "bucket": "workspaces-eodhp-prod",
         "targetBucket": "access-logs-x",
         "targetPrefix": "workspaces-eodhp-prod/",
     }

@@ -16,6 +16,7 @@ import pytest
 
 from eodh_jupyterhub.offline import RecordedResource, Recording
 from eodh_jupyterhub.settings import Settings, load_settings
+from tests.support.bucket_modes import config_in_mode, recording_in_mode
 from tests.support.recordings import recording_for
 from tests.support.stacks import pulumi_config
 from tools import import_plan
@@ -26,18 +27,31 @@ def _settings(stack: str) -> Settings:
     return load_settings(pulumi_config(stack), stack)
 
 
-def _plan(stack: str) -> tuple[import_plan.ImportPlan, Recording, Settings]:
-    recording = recording_for(stack)
-    settings = _settings(stack)
+def _plan(
+    stack: str, manage_bucket: bool | None = None
+) -> tuple[import_plan.ImportPlan, Recording, Settings]:
+    """The plan for the stack file as it is, or with manageWorkspaceBucket set either way: every
+    stack file now shares the platform's bucket, so the managed mode is only seen that way."""
+    if manage_bucket is None:
+        recording, settings = recording_for(stack), _settings(stack)
+    else:
+        recording = recording_in_mode(stack, manage_bucket)
+        settings = load_settings(config_in_mode(stack, manage_bucket), stack)
     return build_plan(recording, settings), recording, settings
+
+
+BUCKET_MODES = pytest.mark.parametrize("manage_bucket", [True, False], ids=["managed", "shared"])
 
 
 def _entry(document: dict, name: str) -> dict:
     return next(e for e in document["resources"] if e["name"] == name)
 
 
-def test_every_entry_is_the_programs_resource_with_a_keeping_id(stack: str) -> None:
-    plan, recording, settings = _plan(stack)
+@BUCKET_MODES
+def test_every_entry_is_the_programs_resource_with_a_keeping_id(
+    stack: str, manage_bucket: bool
+) -> None:
+    plan, recording, settings = _plan(stack, manage_bucket)
     assert verify(plan.document, recording, settings) == []
     urns = engine_urns(plan.document, stack, "eodh-jupyterhub")
     program = {program_urn(r.urn): r for r in recording.resources}
@@ -47,17 +61,19 @@ def test_every_entry_is_the_programs_resource_with_a_keeping_id(stack: str) -> N
         assert entry.get("component", False) is (not resource.custom)
 
 
-def test_every_declared_resource_has_exactly_one_fate(stack: str) -> None:
-    plan, recording, _ = _plan(stack)
+@BUCKET_MODES
+def test_every_declared_resource_has_exactly_one_fate(stack: str, manage_bucket: bool) -> None:
+    plan, recording, _ = _plan(stack, manage_bucket)
     custom = sorted(r.name for r in recording.resources if r.custom)
     assert sorted(d.resource for d in plan.decisions) == custom
     imported = {e["name"] for e in plan.document["resources"] if not e.get("component")}
     assert imported == {d.resource for d in plan.of("import")}
 
 
-def test_dev_ids_are_the_cloud_ids_each_type_takes_on_import() -> None:
+@BUCKET_MODES
+def test_dev_ids_are_the_cloud_ids_each_type_takes_on_import(manage_bucket: bool) -> None:
     # Literal expectations from Pulumi.dev.yaml and the registry's Import sections.
-    plan, _, _ = _plan("dev")
+    plan, _, _ = _plan("dev", manage_bucket)
     ids = {e["name"]: e.get("id") for e in plan.document["resources"]}
     assert ids["jupyter-namespace"] == "jupyter"
     assert ids["hub-rbac-cluster-role"] == "hub"
@@ -70,9 +86,22 @@ def test_dev_ids_are_the_cloud_ids_each_type_takes_on_import() -> None:
     assert ids["keycloak-oidc-provider"] == (
         "arn:aws:iam::312280911266:oidc-provider/dev.eodatahub.org.uk/keycloak/realms/eodhp"
     )
-    bucket_ids = {v for k, v in ids.items() if k.startswith("workspaces-")}
-    if bucket_ids:  # the bucket is managed in dev
-        assert bucket_ids == {"workspaces-eodhp-dev"}
+    bucket_ids = {k: v for k, v in ids.items() if k.startswith("workspaces-")}
+    # pulumi-aws 7's Import sections: the bucket and each of its configuration resources by
+    # the bucket's name (no ARN, no expected-owner suffix).
+    assert bucket_ids == (
+        {
+            "workspaces-bucket": "workspaces-eodhp-dev",
+            "workspaces-encryption": "workspaces-eodhp-dev",
+            "workspaces-lifecycle": "workspaces-eodhp-dev",
+            "workspaces-ownership": "workspaces-eodhp-dev",
+            "workspaces-public-access-block": "workspaces-eodhp-dev",
+            "workspaces-tls-only-policy": "workspaces-eodhp-dev",
+            "workspaces-versioning": "workspaces-eodhp-dev",
+        }
+        if manage_bucket
+        else {}
+    )
     assert _entry(plan.document, "jupyterhub-ingress")["parent"] == "jupyterhub"
     assert _entry(plan.document, "jupyterhub")["component"] is True
     assert "parent" not in _entry(plan.document, "jupyterhub")
@@ -217,13 +246,27 @@ def test_the_import_command_runs_the_file_without_code_generation() -> None:
     assert import_plan.import_command("dev", "f.json", preview_only=True)[-1] == "--preview-only"
 
 
-def test_the_bucket_is_imported_only_where_the_stack_manages_it(stack: str) -> None:
+@BUCKET_MODES
+def test_the_bucket_is_imported_only_where_the_stack_manages_it(
+    stack: str, manage_bucket: bool
+) -> None:
     # A shared bucket (manageWorkspaceBucket: false) is only referenced: nothing of it may
     # enter this stack's state, or a later destroy or replace could touch the platform's data.
-    plan, _, settings = _plan(stack)
-    s3 = [e for e in plan.document["resources"] if e["type"].startswith("aws:s3/")]
-    if settings.manage_workspace_bucket:
-        assert {e["id"] for e in s3} == {settings.workspace_bucket}
-        assert "aws:s3/bucket:Bucket" in {e["type"] for e in s3}
-    else:
-        assert s3 == []
+    plan, _, _ = _plan(stack, manage_bucket)
+    s3 = {e["type"]: e["id"] for e in plan.document["resources"] if e["type"].startswith("aws:s3/")}
+    if not manage_bucket:
+        assert s3 == {}
+        return
+    bucket = pulumi_config(stack)["eodh-jupyterhub:workspaceBucket"]
+    assert s3 == {
+        "aws:s3/bucket:Bucket": bucket,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+            bucket
+        ),
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": bucket,
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls": bucket,
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": bucket,
+        "aws:s3/bucketPolicy:BucketPolicy": bucket,
+        "aws:s3/bucketVersioning:BucketVersioning": bucket,
+    }
+    assert not bucket.startswith("arn:")

@@ -36,6 +36,7 @@ import yaml
 
 from eodh_jupyterhub.offline import MOCK_ACCOUNT, RecordedResource, Recording
 from tests.aws.support import Request, simulate
+from tests.support.bucket_modes import recording_in_mode
 from tests.support.recordings import recording_for
 from tests.support.stacks import effective_config, stack_names
 
@@ -418,7 +419,14 @@ def refresh_requests(recording: Recording) -> list[Request]:
 def decisions() -> dict[str, dict[str, str]]:
     """Every stack's refresh reads, decided once under each documented policy (one simulator
     run per policy keeps this file cheap)."""
-    requests = {r.name: r for stack in STACKS for r in refresh_requests(recording_for(stack))}
+    # Both bucket modes: every stack file shares the platform's bucket today, and a managed
+    # bucket's reads (its configuration resources) would otherwise never be decided.
+    requests = {
+        r.name: r
+        for stack in STACKS
+        for manage_bucket in (True, False)
+        for r in refresh_requests(recording_in_mode(stack, manage_bucket))
+    }
     return {
         which: simulate(list(requests.values()), identity_policies={which: policy})
         for which, policy in iam_policies().items()
@@ -449,6 +457,8 @@ def test_the_refresh_policy_allows_every_read_of_the_stack(stack, decisions):
     assert effective_config(stack).get("aws:region", REGION) == REGION
     mine = {n: d for n, d in decisions["refresh"].items() if n.startswith(f"{stack} ")}
     assert len(mine) > 20
+    # The managed mode's bucket reads are among them (see `decisions`).
+    assert any(" workspaces-versioning s3:GetBucketVersioning " in n for n in mine), sorted(mine)
     assert {n: d for n, d in mine.items() if d != "Allowed"} == {}
 
 
