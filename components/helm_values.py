@@ -173,6 +173,8 @@ class HubValuesInputs:
     release_namespace: pulumi.Input[str]
     platform_domain: str
     workspaces_domain: str
+    # The host users reach the hub on: the OAuth callback's and the cookie's.
+    hub_host: str
     keycloak_issuer: str
     hub_client_id: str
     workspaces_client_id: str
@@ -239,6 +241,7 @@ def _hub(inputs: HubValuesInputs) -> dict[str, Any]:
         "extraEnv": {
             "PLATFORM_DOMAIN": inputs.platform_domain,
             "WORKSPACES_DOMAIN": inputs.workspaces_domain,
+            "HUB_HOST": inputs.hub_host,
             "KEYCLOAK_ISSUER_URL": inputs.keycloak_issuer,
             "OAUTH_CLIENT_ID": inputs.hub_client_id,
             "OAUTH_CLIENT_SECRET": _secret_env(

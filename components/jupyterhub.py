@@ -60,8 +60,9 @@ class JupyterHubArgs:
     namespace: pulumi.Input[str]
     values: HubValuesInputs
     templates: Mapping[str, str]
-    platform_domain: str
-    workspaces_domain: str
+    # The one host the hub is served on; extra hosts answer with a redirect to it.
+    hub_host: str
+    hub_extra_hosts: Sequence[str] = ()
     tls_secret_name: str | None = None
     # Notebook uploads go through the proxy in one request per file chunk; 2 GiB leaves
     # room for JupyterLab's chunking to be off (older clients).
@@ -75,6 +76,8 @@ class JupyterHubArgs:
     def __post_init__(self) -> None:
         if not self.templates:
             raise ValueError("the hub templates ConfigMap would be empty")
+        if self.hub_host in self.hub_extra_hosts:
+            raise ValueError(f"{self.hub_host} cannot both serve the hub and redirect to it")
 
 
 class JupyterHub(pulumi.ComponentResource):
@@ -130,7 +133,13 @@ class JupyterHub(pulumi.ComponentResource):
         path = k8s.networking.v1.HTTPIngressPathArgs(
             path=BASE_URL, path_type="Prefix", backend=backend
         )
-        hosts = [args.platform_domain, f"*.{args.workspaces_domain}"]
+        ingress_rules = [
+            k8s.networking.v1.IngressRuleArgs(
+                host=args.hub_host, http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[path])
+            )
+        ]
+        # Only the hub's own host: a request for any other host (a forged Host header, a
+        # workspace's <ws>.<workspacesDomain>) never reaches the hub through this Ingress.
         k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -154,6 +163,56 @@ class JupyterHub(pulumi.ComponentResource):
             ),
             spec=k8s.networking.v1.IngressSpecArgs(
                 ingress_class_name="nginx",
+                rules=ingress_rules,
+                tls=[
+                    k8s.networking.v1.IngressTLSArgs(
+                        hosts=[args.hub_host], secret_name=args.tls_secret_name
+                    )
+                ]
+                if args.tls_secret_name
+                else None,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
+        )
+        if args.hub_extra_hosts:
+            self._redirect_ingress(name, args, labels, path, release)
+
+    def _redirect_ingress(
+        self,
+        name: str,
+        args: JupyterHubArgs,
+        labels: dict[str, str],
+        path: k8s.networking.v1.HTTPIngressPathArgs,
+        release: k8s.helm.v3.Release,
+    ) -> None:
+        """Extra hosts send the browser to the hub's host, path and query kept.
+
+        Served instead, a login would break: OAuthenticator's state cookie is set on the
+        host where the login starts, and Keycloak returns to the one registered callback on
+        the primary host, where that cookie is missing. ingress-nginx turns
+        `permanent-redirect` into `return <code> <url>;` in the location, so nginx expands
+        `$request_uri` (the same form jenkins-infra/kubernetes-management PR #2414 runs);
+        308 keeps the method and body of a POST.
+        """
+        hosts = list(args.hub_extra_hosts)
+        k8s.networking.v1.Ingress(
+            f"{name}-redirect",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="jupyterhub-redirect",
+                namespace=args.namespace,
+                labels=labels,
+                annotations={
+                    "nginx.ingress.kubernetes.io/enable-global-auth": "false",
+                    "nginx.ingress.kubernetes.io/permanent-redirect": (
+                        f"https://{args.hub_host}$request_uri"
+                    ),
+                    "nginx.ingress.kubernetes.io/permanent-redirect-code": "308",
+                },
+            ),
+            spec=k8s.networking.v1.IngressSpecArgs(
+                ingress_class_name="nginx",
+                # ingress-nginx only applies a redirect to a rule with a path and backend
+                # (kubernetes/ingress-nginx issue 1405); nothing is proxied to it.
                 rules=[
                     k8s.networking.v1.IngressRuleArgs(
                         host=host, http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[path])

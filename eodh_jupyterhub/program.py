@@ -92,8 +92,8 @@ def jupyterhub_program(settings: Settings) -> None:
                 crypt_key=hub_secrets.crypt_key,
             ),
             templates=hub_files.templates,
-            platform_domain=settings.platform_domain,
-            workspaces_domain=settings.workspaces_domain,
+            hub_host=settings.hub_host,
+            hub_extra_hosts=settings.hub_extra_hosts,
             tls_secret_name=settings.tls_secret_name,
             depends_on=[namespace, rbac, hub_secrets, oauth_secrets],
         ),
@@ -113,7 +113,7 @@ def jupyterhub_program(settings: Settings) -> None:
 
     pulumi.export("namespace", namespace.name)
     pulumi.export("helmRelease", jupyterhub.release_name)
-    pulumi.export("hubUrl", f"https://{settings.platform_domain}/notebooks/")
+    pulumi.export("hubUrl", f"{settings.hub_url}/")
     pulumi.export("keycloakIssuer", settings.keycloak_issuer)
     pulumi.export("externalSecretsRoleArn", oauth_secrets.role_arn)
     pulumi.export("oauthSecretName", oauth_secrets.secret_name)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.helm_values import ImageRef, NotebookResources
+from components.helm_values import BASE_URL, ImageRef, NotebookResources
 
 from .stack_config import PROJECT_ROOT, stack_names, stack_values
 
@@ -84,6 +84,10 @@ class Settings:
     aws_region: str
     platform_domain: str
     workspaces_domain: str
+    # Where users reach the hub: the OAuth callback's and the login cookie's host. The
+    # extra hosts only redirect to it (an OAuth round trip must start and end on one host).
+    hub_host: str
+    hub_extra_hosts: tuple[str, ...]
     keycloak_issuer: str
     hub_client_id: str
     workspaces_client_id: str
@@ -111,6 +115,11 @@ class Settings:
     # this program may trust the provider, so a throw-away stack's data policy must not decide.
     protect_keycloak_provider: bool
     namespace: str = NAMESPACE
+
+    @property
+    def hub_url(self) -> str:
+        """The hub's public URL (no trailing slash): everything user-facing derives from it."""
+        return f"https://{self.hub_host}{BASE_URL}"
 
     @property
     def aws_account(self) -> str:
@@ -212,6 +221,25 @@ class _Reader:
             )
             return default
         return number
+
+    def string_list(
+        self, key: str, expected: str, example: str, check: Callable[[str], bool]
+    ) -> tuple[str, ...]:
+        """A JSON array of distinct strings each passing `check`; unset means empty."""
+        value = self._raw(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(value)
+        if (
+            not isinstance(value, list)
+            or not all(isinstance(v, str) and check(v) for v in value)
+            or len(set(value)) != len(value)
+        ):
+            self._problem(self._key(key), expected, example, value)
+            return ()
+        return tuple(value)
 
     def json_object(self, key: str, expected: str, example: str) -> dict[str, Any] | None:
         value = self._raw(key)
@@ -341,6 +369,29 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         '"dev.eodatahub-workspaces.org.uk"',
         _is_domain,
     )
+    # The platform serves the hub on the workspaces domain's own host (eodhp-guide
+    # services/jupyter.md: https://eodatahub-workspaces.org.uk/notebooks), where the realm's
+    # `jupyter` client has its redirect URI and the web presence links to.
+    hub_host = r.string(
+        "hubHost",
+        "a DNS domain name in lower case (or leave unset for workspacesDomain)",
+        '"eodatahub-workspaces.org.uk"',
+        _is_domain,
+        default=workspaces_domain,
+    )
+    hub_extra_hosts = r.string_list(
+        "hubExtraHosts",
+        "a list of distinct lower-case DNS domain names that redirect to hubHost",
+        '["prod.eodatahub-workspaces.org.uk"]',
+        _is_domain,
+    )
+    if hub_host and hub_host in hub_extra_hosts:
+        r._problem(
+            f"{PROJECT}:hubExtraHosts",
+            f"hosts other than hubHost ({hub_host}), which cannot redirect to itself",
+            '["prod.eodatahub-workspaces.org.uk"]',
+            list(hub_extra_hosts),
+        )
     default_issuer = (
         f"https://{platform_domain}/keycloak/realms/{KEYCLOAK_REALM}" if platform_domain else ""
     )
@@ -448,6 +499,8 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         aws_region=aws_region,
         platform_domain=platform_domain,
         workspaces_domain=workspaces_domain,
+        hub_host=hub_host,
+        hub_extra_hosts=hub_extra_hosts,
         keycloak_issuer=keycloak_issuer,
         hub_client_id=hub_client_id,
         workspaces_client_id=workspaces_client_id,

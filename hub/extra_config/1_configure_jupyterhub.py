@@ -4,11 +4,13 @@
 z2jh execs every ``hub.extraConfig`` entry, sorted by key, inside its own
 jupyterhub_config.py namespace: ``c`` already exists there and ``get_config`` is the
 chart's values getter, so this file uses ``c`` and never calls ``get_config()``.
-Files 2 and 3 run after this one in the same namespace and use ``eodh_require_env``.
+Files 2 and 3 run after this one in the same namespace and use ``eodh_require_env`` and
+``EODH_HUB_URL``.
 
 Environment read here (set by the Helm release on the hub container):
   PLATFORM_DOMAIN    platform host name, e.g. dev.eodatahub.org.uk
   WORKSPACES_DOMAIN  host name under which workspaces are served
+  HUB_HOST           the host users reach the hub on (the OAuth callback's and cookie's)
 
 The base URL (/notebooks) belongs to the chart's ``hub.baseUrl``; the chart derives
 probes and proxy routes from it, so it is deliberately not set here.
@@ -32,13 +34,23 @@ def eodh_require_env(*names):
     return {name: os.environ[name] for name in names}
 
 
-_eodh_hub_env = eodh_require_env("PLATFORM_DOMAIN", "WORKSPACES_DOMAIN")
+_eodh_hub_env = eodh_require_env("PLATFORM_DOMAIN", "WORKSPACES_DOMAIN", "HUB_HOST")
+
+# The hub's public URL, without a trailing slash: the one host the platform sends users to
+# (eodhp-guide services/jupyter.md: https://eodatahub-workspaces.org.uk/notebooks; the
+# launch URLs of docs/explanation/architecture/parameterised-notebook-and-workflow-launch.md)
+# and the base URL the chart's jupyterhub_config.py has already put into c (hub.baseUrl).
+# The OAuth callback (file 2) and every absolute link to the hub derive from it.
+_eodh_base_path = (c.JupyterHub.base_url if "base_url" in c.JupyterHub else "/").strip("/")
+EODH_HUB_URL = "/".join(p for p in (f"https://{_eodh_hub_env['HUB_HOST']}", _eodh_base_path) if p)
 
 # The release mounts hub/templates (spawn.html) here from a ConfigMap.
 c.JupyterHub.template_paths = ["/srv/jupyterhub/templates"]
 c.JupyterHub.template_vars = {
     "platform_domain": _eodh_hub_env["PLATFORM_DOMAIN"],
     "workspaces_domain": _eodh_hub_env["WORKSPACES_DOMAIN"],
+    # Absolute links to the hub name its one host: the login cookie lives only there.
+    "hub_url": EODH_HUB_URL,
     "platform_url": f"https://{_eodh_hub_env['PLATFORM_DOMAIN']}",
     "workspaces_url": f"https://{_eodh_hub_env['PLATFORM_DOMAIN']}/workspaces",
     "feedback_url": f"https://{_eodh_hub_env['PLATFORM_DOMAIN']}/feedback",

@@ -2,16 +2,16 @@
 """Keycloak login for the hub: EODHAuthenticator against realm eodhp.
 
 Runs after 1_configure_jupyterhub.py in the chart's jupyterhub_config.py namespace
-(``c`` and ``eodh_require_env`` already exist there; never call ``get_config()``).
+(``c``, ``eodh_require_env`` and ``EODH_HUB_URL`` already exist there; never call ``get_config()``).
 
 Environment read here (set by the Helm release on the hub container):
   KEYCLOAK_ISSUER_URL  realm issuer, e.g. https://dev.eodatahub.org.uk/keycloak/realms/eodhp
   OAUTH_CLIENT_ID      the hub's Keycloak client
   OAUTH_CLIENT_SECRET  its secret (from AWS Secrets Manager via External Secrets)
-  PLATFORM_DOMAIN      host of the OAuth callback, and where logout ends
+  PLATFORM_DOMAIN      the web presence, where logout ends
 
 Keycloak client settings this relies on (docs/keycloak.md has them all, with checks):
-standard flow, redirect URI ``https://<platform>/notebooks/hub/oauth_callback``, valid
+standard flow, redirect URI ``https://<hub host>/notebooks/hub/oauth_callback``, valid
 post-logout redirect URI ``https://<platform>/``, and the ``workspaces`` client scope,
 whose claim must be a JSON array of workspace names.
 """
@@ -169,18 +169,10 @@ c.EODHAuthenticator.userdata_url = f"{EODH_OIDC_ENDPOINT}/userinfo"
 c.EODHAuthenticator.scope = ["openid", "workspaces"]
 c.EODHAuthenticator.username_claim = "preferred_username"
 # Fixed, not guessed: left unset, OAuthenticator derives it from the request's Host header,
-# so a request with a forged Host would send Keycloak (and the code) elsewhere. The path
-# follows the chart's hub.baseUrl, which the chart's jupyterhub_config.py has already put
-# into c.JupyterHub.base_url before this file runs.
-_eodh_base_url = (c.JupyterHub.base_url if "base_url" in c.JupyterHub else "/").strip("/")
-EODH_OAUTH_CALLBACK_URL = (
-    "/".join(
-        part
-        for part in (f"https://{_eodh_auth_env['PLATFORM_DOMAIN']}", _eodh_base_url, "hub")
-        if part
-    )
-    + "/oauth_callback"
-)
+# so a request with a forged Host would send Keycloak (and the code) elsewhere. It hangs on
+# EODH_HUB_URL (file 1): the host the platform sends users to and registers on the realm's
+# client, where the login's state cookie is set when the login starts.
+EODH_OAUTH_CALLBACK_URL = f"{EODH_HUB_URL}/hub/oauth_callback"
 c.EODHAuthenticator.oauth_callback_url = EODH_OAUTH_CALLBACK_URL
 
 # Anyone the realm lets log in may use the hub; what they can reach is decided per

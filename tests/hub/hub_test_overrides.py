@@ -1,12 +1,12 @@
 """Test-only extra config, exec'd after hub/extra_config/* in the real hub under test.
 
 Only three things differ from production: templates are read from the repository; the
-OAuth callback is this hub's 127.0.0.1 address (no ingress or TLS here; the production
-value is checked first); and the spawner talks to a recording stand-in for the
-Kubernetes API instead of a cluster. Everything else (user options, profile overrides,
-the pre-spawn hook and its token exchange, the pod and PVC manifests, KubeSpawner's own
-stop and delete_forever) is the production code path. ``start`` records the manifests
-without creating them, since nothing would run the pod.
+OAuth callback is plain http (no ingress or TLS here; the hub's host is this hub's
+127.0.0.1 address and the production value is checked first); and the spawner talks to a
+recording stand-in for the Kubernetes API instead of a cluster. Everything else (user
+options, profile overrides, the pre-spawn hook and its token exchange, the pod and PVC
+manifests, KubeSpawner's own stop and delete_forever) is the production code path.
+``start`` records the manifests without creating them, since nothing would run the pod.
 """
 # ruff: noqa: F821 - `c` comes from the config namespace
 
@@ -104,12 +104,14 @@ class RecordingKubeSpawner(_EODHKubeSpawner):
 c.JupyterHub.spawner_class = RecordingKubeSpawner
 c.JupyterHub.template_paths = [os.environ["EODH_TEST_TEMPLATES"]]
 
-_production_callback = f"https://{os.environ['PLATFORM_DOMAIN']}/notebooks/hub/oauth_callback"
+# The hub's host is this hub's 127.0.0.1 address (HUB_HOST, set by real_hub.py), so the
+# production callback differs from this one by its scheme alone: there is no TLS here.
+_production_callback = f"https://{os.environ['HUB_HOST']}/notebooks/hub/oauth_callback"
 if c.EODHAuthenticator.oauth_callback_url != _production_callback:
     raise RuntimeError(
         f"extra config sets oauth_callback_url {c.EODHAuthenticator.oauth_callback_url!r}, "
         f"expected {_production_callback!r}"
     )
-c.EODHAuthenticator.oauth_callback_url = os.environ["EODH_TEST_HUB_URL"] + "/hub/oauth_callback"
+c.EODHAuthenticator.oauth_callback_url = "http://" + _production_callback.removeprefix("https://")
 c.KubeSpawner.http_timeout = 15
 c.KubeSpawner.start_timeout = 30

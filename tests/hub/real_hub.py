@@ -98,8 +98,13 @@ class RealHub:
     _stub: ThreadingHTTPServer | None = None
 
     @property
+    def host(self) -> str:
+        """The hub's one host (HUB_HOST): where users reach it, as the ingress would serve it."""
+        return f"127.0.0.1:{self.proxy_port}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.proxy_port}{BASE}"
+        return f"http://{self.host}{BASE}"
 
     @property
     def api_url(self) -> str:
@@ -116,7 +121,8 @@ class RealHub:
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(release_env(KEYCLOAK_ISSUER_URL=self.issuer))
+        # The hub's host is where this hub answers: the callback and cookies follow it.
+        env.update(release_env(KEYCLOAK_ISSUER_URL=self.issuer, HUB_HOST=self.host))
         env.update(
             JUPYTERHUB_CRYPT_KEY=secrets.token_hex(32),
             CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16),

@@ -87,19 +87,22 @@ def test_hub_policies(c):
 @pytest.mark.parametrize(
     ("chart_base_url", "callback"),
     [
-        ("/notebooks/", "https://hub.test.invalid/notebooks/hub/oauth_callback"),
-        ("/notebooks", "https://hub.test.invalid/notebooks/hub/oauth_callback"),
-        ("/", "https://hub.test.invalid/hub/oauth_callback"),
-        (None, "https://hub.test.invalid/hub/oauth_callback"),
+        ("/notebooks/", "https://notebooks.test.invalid/notebooks/hub/oauth_callback"),
+        ("/notebooks", "https://notebooks.test.invalid/notebooks/hub/oauth_callback"),
+        ("/", "https://notebooks.test.invalid/hub/oauth_callback"),
+        (None, "https://notebooks.test.invalid/hub/oauth_callback"),
     ],
 )
-def test_oauth_callback_is_fixed_to_the_platform_host(chart_base_url, callback):
+def test_oauth_callback_is_fixed_to_the_hub_host(chart_base_url, callback):
     # The chart's jupyterhub_config.py sets base_url from hub.baseUrl before extra config.
+    # HUB_HOST differs from both other domains, so the callback can only have come from it.
     chart = Config()
     if chart_base_url is not None:
         chart.JupyterHub.base_url = chart_base_url
-    c = load_hub_config(release_env(), config=chart)["c"]
+    env = release_env(HUB_HOST="notebooks.test.invalid")
+    c = load_hub_config(env, config=chart)["c"]
     assert c.EODHAuthenticator.oauth_callback_url == callback
+    assert c.JupyterHub.template_vars["hub_url"] == callback.removesuffix("/hub/oauth_callback")
     assert c.JupyterHub.authenticator_class(config=c).get_callback_url() == callback
 
 

@@ -62,7 +62,12 @@ BENIGN = [
 
 
 def _ingress_snippet(recording: Recording) -> str:
-    (ingress,) = recording.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    # The Ingress that proxies to the hub (an extra host's redirect Ingress proxies nothing).
+    (ingress,) = [
+        i
+        for i in recording.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+        if reveal(i.inputs)["metadata"]["name"] == "jupyterhub"
+    ]
     return reveal(ingress.inputs)["metadata"]["annotations"][SNIPPET]
 
 

@@ -269,16 +269,29 @@ def test_secret_values_are_pulumi_secrets_and_never_plaintext(recording: Recordi
             assert not leaked, f"{resource.name}.{key} holds a generated secret in plaintext"
 
 
+def _hub_hosts(stack: str) -> tuple[str, list[str]]:
+    """The stack file's primary hub host and the hosts that redirect to it, read directly."""
+    config = effective_config(stack)
+    primary = config.get("eodh-jupyterhub:hubHost") or config["eodh-jupyterhub:workspacesDomain"]
+    return primary, list(config.get("eodh-jupyterhub:hubExtraHosts") or [])
+
+
+def _ingresses(recording: Recording) -> dict[str, dict]:
+    return {
+        reveal(i.inputs)["metadata"]["name"]: reveal(i.inputs)
+        for i in recording.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    }
+
+
 def test_ingress(recording: Recording, stack: str) -> None:
-    (ingress,) = recording.of_type("kubernetes:networking.k8s.io/v1:Ingress")
-    obj = reveal(ingress.inputs)
+    obj = _ingresses(recording)["jupyterhub"]
     kubernetes_validate.validate(obj, "1.31", strict=True)
     config = effective_config(stack)
-    platform = config["eodh-jupyterhub:platformDomain"]
-    workspaces = config["eodh-jupyterhub:workspacesDomain"]
+    primary, _ = _hub_hosts(stack)
     spec = obj["spec"]
     assert spec["ingressClassName"] == "nginx"
-    assert [r["host"] for r in spec["rules"]] == [platform, f"*.{workspaces}"]
+    # The hub's one host only: the platform domain and the workspaces' own hosts are not it.
+    assert [r["host"] for r in spec["rules"]] == [primary]
     for rule in spec["rules"]:
         (path,) = rule["http"]["paths"]
         assert path["path"] == "/notebooks" and path["pathType"] == "Prefix"
@@ -297,9 +310,26 @@ def test_ingress(recording: Recording, stack: str) -> None:
     assert "nginx.ingress.kubernetes.io/proxy-set-headers" not in annotations
     tls_secret = config.get("eodh-jupyterhub:tlsSecretName") or None
     if tls_secret:
-        assert spec["tls"] == [{"hosts": [platform, f"*.{workspaces}"], "secretName": tls_secret}]
+        assert spec["tls"] == [{"hosts": [primary], "secretName": tls_secret}]
     else:
         assert "tls" not in spec
+
+
+def test_extra_hub_hosts_redirect_to_the_primary_host(recording: Recording, stack: str) -> None:
+    primary, extra = _hub_hosts(stack)
+    ingresses = _ingresses(recording)
+    if not extra:
+        assert set(ingresses) == {"jupyterhub"}
+        return
+    redirect = ingresses["jupyterhub-redirect"]
+    kubernetes_validate.validate(redirect, "1.31", strict=True)
+    assert [r["host"] for r in redirect["spec"]["rules"]] == extra
+    annotations = redirect["metadata"]["annotations"]
+    # nginx expands $request_uri: /notebooks/hub/spawn/u/s?workspace=w keeps path and query.
+    assert annotations["nginx.ingress.kubernetes.io/permanent-redirect"] == (
+        f"https://{primary}$request_uri"
+    )
+    assert annotations["nginx.ingress.kubernetes.io/permanent-redirect-code"] == "308"
 
 
 def test_render_writes_release_files_without_secrets(tmp_path: Path) -> None:

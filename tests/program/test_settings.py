@@ -19,6 +19,15 @@ BAD_CONFIGS = [
     ("platform-domain-with-scheme", f"{P}platformDomain", "https://dev.eodatahub.org.uk", "DNS"),
     ("platform-domain-upper-case", f"{P}platformDomain", "Dev.EODataHub.org.uk", "DNS"),
     ("workspaces-domain-underscore", f"{P}workspacesDomain", "dev_workspaces.org.uk", "DNS"),
+    ("hub-host-with-path", f"{P}hubHost", "eodatahub-workspaces.org.uk/notebooks", "DNS"),
+    ("hub-extra-hosts-not-a-list", f"{P}hubExtraHosts", "prod.eodatahub.org.uk", "list of"),
+    ("hub-extra-hosts-repeated", f"{P}hubExtraHosts", '["a.org.uk", "a.org.uk"]', "distinct"),
+    (
+        "hub-extra-hosts-hold-the-hub-host",
+        f"{P}hubExtraHosts",
+        '["dev.eodatahub-workspaces.org.uk"]',
+        "cannot redirect to itself",
+    ),
     ("region-malformed", "aws:region", "europe-london", "AWS region"),
     ("region-missing", "aws:region", DELETE, "it is missing"),
     ("bucket-upper-case", f"{P}workspaceBucket", "Workspaces-EODHP", "S3 bucket name"),
@@ -226,6 +235,33 @@ def test_per_environment_differences() -> None:
         "eks.amazonaws.com/nodegroup": ("notebooks", "notebooks-large")
     }
     assert prod.cull_timeout_seconds == 7200 and dev.cull_timeout_seconds == 1800
+
+
+@pytest.mark.parametrize(
+    ("stack_name", "url"),
+    [
+        ("prod", "https://eodatahub-workspaces.org.uk/notebooks"),
+        ("staging", "https://staging.eodatahub-workspaces.org.uk/notebooks"),
+        ("dev", "https://dev.eodatahub-workspaces.org.uk/notebooks"),
+    ],
+)
+def test_the_hub_is_served_where_the_platform_sends_users(stack_name: str, url: str) -> None:
+    # eodhp-guide services/jupyter.md and the launch URLs of the Resource Catalogue put the
+    # hub on the workspaces domain, not the platform domain.
+    settings = load_settings(pulumi_config(stack_name), stack_name)
+    assert settings.hub_url == url
+
+
+def test_hub_host_can_be_moved_and_given_redirecting_hosts() -> None:
+    config = pulumi_config("prod")
+    config[f"{P}hubHost"] = "prod.eodatahub-workspaces.org.uk"
+    config[f"{P}hubExtraHosts"] = '["eodatahub-workspaces.org.uk"]'
+    settings = load_settings(config, "prod")
+    assert settings.hub_url == "https://prod.eodatahub-workspaces.org.uk/notebooks"
+    assert settings.hub_extra_hosts == ("eodatahub-workspaces.org.uk",)
+    assert load_settings(pulumi_config("prod"), "prod").hub_extra_hosts == (
+        "prod.eodatahub-workspaces.org.uk",
+    )
 
 
 def test_images_parse_into_repository_and_tag() -> None:

@@ -29,6 +29,7 @@ TEMPLATES_DIR = REPO_ROOT / "hub" / "templates"
 RELEASE_ENV_VARS = (
     "PLATFORM_DOMAIN",
     "WORKSPACES_DOMAIN",
+    "HUB_HOST",
     "KEYCLOAK_ISSUER_URL",
     "OAUTH_CLIENT_ID",
     "OAUTH_CLIENT_SECRET",
@@ -45,6 +46,7 @@ def release_env(**overrides: str) -> dict[str, str]:
     env = {
         "PLATFORM_DOMAIN": "hub.test.invalid",
         "WORKSPACES_DOMAIN": "workspaces.test.invalid",
+        "HUB_HOST": "workspaces.test.invalid",
         "KEYCLOAK_ISSUER_URL": "https://hub.test.invalid/keycloak/realms/eodhp",
         "OAUTH_CLIENT_ID": "test-hub-client",
         "OAUTH_CLIENT_SECRET": "test-client-secret",
