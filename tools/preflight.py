@@ -291,6 +291,63 @@ def check_keycloak(issuer: str, scopes: list[str]) -> str:
     return f"realm discovery OK; offers {', '.join(scopes)}"
 
 
+def check_hub_client(issuer: str, client_id: str, callback_url: str) -> str:
+    """The realm knows the hub's client, with standard flow and the hub's callback registered.
+
+    Read from the realm's public authorization endpoint, as a browser starting a login
+    would (nothing is created: Keycloak only opens an authentication session). Keycloak
+    answers an unknown client with a 400 error page "Client not found."
+    (AuthorizationEndpoint.checkClient, Messages.CLIENT_NOT_FOUND), an unregistered
+    redirect URI with a 400 "Invalid parameter: redirect_uri"
+    (AuthorizationEndpointChecker.checkRedirectUri) and a client without standard flow with
+    a 401 "Standard flow is disabled" (checkResponseType); otherwise with its login page.
+    Whether the client is confidential and its secret matches only the admin API or a real
+    login can tell: docs/keycloak.md lists those as manual checks.
+    """
+    url = f"{issuer}/protocol/openid-connect/auth"
+    params = {
+        "client_id": client_id,
+        "redirect_uri": callback_url,
+        "response_type": "code",
+        "scope": "openid",
+        "state": "eodh-preflight",
+    }
+    try:
+        response = requests.get(url, params=params, allow_redirects=False, timeout=TIMEOUT)
+    except requests.RequestException as error:
+        raise Failed(
+            f"{url} unreachable ({error.__class__.__name__})",
+            "check keycloakIssuer and that Keycloak is up",
+        ) from None
+    text = response.text.lower()
+    fix_client = 'docs/keycloak.md, "The hub\'s client"'
+    if response.status_code == 400 and "client not found" in text:
+        raise Failed(
+            f"the realm has no client {client_id!r}: nobody could log in to the hub",
+            f"set hubClientId to the realm's hub client (jupyter) or create it ({fix_client})",
+        )
+    if response.status_code == 400 and "redirect_uri" in text:
+        raise Failed(
+            f"client {client_id!r} does not list {callback_url} among its valid redirect URIs: "
+            "Keycloak would refuse every login",
+            f"add it to the client's valid redirect URIs, or check hubHost ({fix_client})",
+        )
+    if response.status_code == 401 and "standard flow" in text:
+        raise Failed(
+            f"client {client_id!r} has standard flow disabled: the hub's code flow is refused",
+            f"turn standard flow on for the client ({fix_client})",
+        )
+    location = response.headers.get("Location", "")
+    if response.status_code == 200 or (
+        response.status_code in (302, 303) and location.startswith(callback_url)
+    ):
+        return f"client {client_id!r} exists and accepts the callback {callback_url}"
+    raise Failed(
+        f"{url} answered HTTP {response.status_code} for client {client_id!r}",
+        f"open the URL in a browser and read Keycloak's message ({fix_client})",
+    )
+
+
 def _aws_code(error: Exception) -> str:
     return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
 
@@ -455,6 +512,16 @@ def run_checks(
     scopes = requested_scopes()
     results.append(
         _run("keycloak-discovery", lambda: check_keycloak(settings.keycloak_issuer, scopes))
+    )
+    results.append(
+        _run(
+            "keycloak-hub-client",
+            lambda: check_hub_client(
+                settings.keycloak_issuer,
+                settings.hub_client_id,
+                f"{settings.hub_url}/hub/oauth_callback",
+            ),
+        )
     )
     results.append(
         _run("workspace-bucket", lambda: check_bucket(session.client("s3"), settings, adopting))

@@ -233,12 +233,14 @@ class _Handler(JsonRequestHandler):
         url = urlparse(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         if url.path == f"{OIDC_PATH}/auth":
+            # Keycloak shows an error page, never a redirect, for an unknown client
+            # (AuthorizationEndpoint.checkClient: Messages.CLIENT_NOT_FOUND) or an unregistered
+            # redirect URI (AuthorizationEndpointChecker.checkRedirectUri).
             if query.get("client_id") != self.kc.hub_client_id:
-                return self._json(400, {"error": "invalid_client"})
+                return self._page(400, "Client not found.")
             redirect_uri = query.get("redirect_uri", "")
             if self.kc.redirect_uri is not None and redirect_uri != self.kc.redirect_uri:
-                # Keycloak shows an error page and never redirects to an unknown URI.
-                return self._json(400, {"error": "invalid_redirect_uri"})
+                return self._page(400, "Invalid parameter: redirect_uri")
             requested = query.get("scope", "")
             unknown = [
                 s for s in requested.split() if s != "openid" and s not in self.kc.hub_client_scopes
@@ -272,6 +274,14 @@ class _Handler(JsonRequestHandler):
             self.wfile.write(b"logged out of fake keycloak")
             return None
         return self._json(404, {"error": "not_found"})
+
+    def _page(self, status: int, message: str) -> None:
+        body = f"<html><body><p id='kc-error-message'>{message}</p></body></html>".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html;charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_POST(self):
         url = urlparse(self.path)

@@ -365,6 +365,9 @@ def env(
         manage_workspace_bucket=False,
         marker_reserved_concurrency=10,
     )
+    # The realm's hub client, as the platform registers it (eodhp-guide OIDC Scope Design).
+    keycloak.hub_client_id = settings.hub_client_id
+    keycloak.redirect_uri = f"{settings.hub_url}/hub/oauth_callback"
     stand_ins["s3"].eventbridge.clear()
     clients = stand_ins["clients"]
     s3 = clients.client("s3")
@@ -423,6 +426,7 @@ def test_a_healthy_environment_passes_every_check(env) -> None:
         "tls-secret",
         "ingress-controller-header-guard",
         "keycloak-discovery",
+        "keycloak-hub-client",
         "workspace-bucket",
         "keycloak-oidc-provider",
         "lambda-reserved-concurrency",
@@ -522,7 +526,10 @@ def test_snippet_requirements_follow_the_annotations() -> None:
 
 def test_keycloak_realm_missing(env) -> None:
     issuer = env["keycloak"].base_url + "/realms/other"
-    _failed(_run(env, keycloak_issuer=issuer), "keycloak-discovery", "HTTP 404", "realm")
+    results = _run(env, keycloak_issuer=issuer)
+    # No realm, so no client either: both say so.
+    assert "HTTP 404" in results.pop("keycloak-hub-client").message
+    _failed(results, "keycloak-discovery", "HTTP 404", "realm")
 
 
 def test_keycloak_issuer_mismatch(env) -> None:
@@ -533,6 +540,27 @@ def test_keycloak_issuer_mismatch(env) -> None:
 def test_keycloak_without_the_workspaces_scope(env) -> None:
     env["keycloak"].hidden_scopes = ("workspaces",)
     _failed(_run(env), "keycloak-discovery", "['workspaces']", "client scope")
+
+
+def test_the_hub_client_defaults_to_the_realms_jupyter_client(env) -> None:
+    # The healthy realm knows `jupyter` only: the old default no longer logs anyone in.
+    assert env["settings"].hub_client_id == "jupyter"
+    _failed(
+        _run(env, hub_client_id="eodh-jupyterhub"),
+        "keycloak-hub-client",
+        "no client 'eodh-jupyterhub'",
+        "jupyter",
+    )
+
+
+def test_hub_client_without_the_hubs_callback(env) -> None:
+    # The callback follows hubHost: a hub moved to another host needs the client updated.
+    _failed(
+        _run(env, hub_host="elsewhere.eodatahub-workspaces.org.uk"),
+        "keycloak-hub-client",
+        "https://elsewhere.eodatahub-workspaces.org.uk/notebooks/hub/oauth_callback",
+        "valid redirect URIs",
+    )
 
 
 def test_a_failing_preflight_writes_nothing_either(env) -> None:
