@@ -30,7 +30,9 @@ from .stack_config import PROJECT_ROOT
 
 
 def jupyterhub_program(settings: Settings) -> None:
-    namespace = JupyterNamespace("jupyter", JupyterNamespaceArgs(name=settings.namespace))
+    namespace = JupyterNamespace(
+        "jupyter", JupyterNamespaceArgs(name=settings.namespace, protect=settings.protect_data)
+    )
     rbac = HubRbac("hub-rbac", HubRbacArgs(namespace=namespace.name))
     hub_secrets = GeneratedHubSecrets("hub-secrets")
     oauth_secrets = OAuthClientSecrets(
