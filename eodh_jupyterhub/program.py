@@ -97,6 +97,7 @@ def jupyterhub_program(settings: Settings) -> None:
             platform_domain=settings.platform_domain,
             workspaces_domain=settings.workspaces_domain,
             tls_secret_name=settings.tls_secret_name,
+            protect=settings.protect_data,
             depends_on=[namespace, rbac, hub_secrets, oauth_secrets],
         ),
     )
