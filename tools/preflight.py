@@ -244,7 +244,41 @@ def check_ingress_controller(kube: KubeClient, required: dict[str, str], configm
             "set " + ", ".join(f'{k}: "{v}"' for k, v in wrong.items()) + f" in {configmap} "
             "(ingress-nginx chart: controller.allowSnippetAnnotations and controller.config)",
         )
-    return f"ingress-nginx {configmap} allows the header guard's snippet"
+    unsafe = header_name_bypasses(data)
+    if unsafe:
+        raise Failed(
+            f"header guard: ingress-nginx {configmap} has {unsafe}: nginx then passes a header "
+            "spelt with underscores (Remote_User), which the guard's names with dashes do not "
+            "clear, and servers that read headers CGI-style take it for Remote-User",
+            f'remove them from {configmap} or set "enable-underscores-in-headers": "false" and '
+            '"ignore-invalid-headers": "true" (the controller\'s defaults)',
+        )
+    return (
+        f"ingress-nginx {configmap} allows the header guard's snippet and drops header names "
+        "with underscores"
+    )
+
+
+# ingress-nginx's ConfigMap keys for nginx's underscores_in_headers / ignore_invalid_headers,
+# defaults false / true (internal/ingress/controller/config/config.go, EnableUnderscoresInHeaders
+# and IgnoreInvalidHeaders). Values are decoded by mapstructure's weak typing: Go's
+# strconv.ParseBool, and "" counts as false.
+_GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_GO_FALSE = {"0", "f", "F", "FALSE", "false", "False", ""}
+HEADER_NAME_SAFE = {"enable-underscores-in-headers": False, "ignore-invalid-headers": True}
+
+
+def header_name_bypasses(data: dict[str, str]) -> dict[str, str]:
+    """The ConfigMap's settings that let a header name with underscores reach the hub."""
+    unsafe = {}
+    for key, safe in HEADER_NAME_SAFE.items():
+        if key not in data:
+            continue
+        value = str(data[key])
+        parsed = True if value in _GO_TRUE else False if value in _GO_FALSE else None
+        if parsed is not safe:
+            unsafe[key] = value
+    return unsafe
 
 
 def requested_scopes(config_file: Path = AUTHENTICATOR_CONFIG) -> list[str]:

@@ -497,6 +497,36 @@ def test_header_guard_needs_snippets_allowed_at_critical_risk(env, data, wrong) 
     )
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"enable-underscores-in-headers": "true"},
+        {"enable-underscores-in-headers": "1"},
+        {"ignore-invalid-headers": "false"},
+        # mapstructure decodes an empty string as false: the default `on` is lost.
+        {"ignore-invalid-headers": ""},
+        {"ignore-invalid-headers": "no"},
+    ],
+)
+def test_header_guard_fails_where_nginx_passes_underscored_names(env, setting) -> None:
+    data = env["kube"].state["configmaps"][("ingress-nginx", "ingress-nginx-controller")]
+    data.update(setting)
+    ((key, value),) = setting.items()
+    _failed(
+        _run(env),
+        "ingress-controller-header-guard",
+        f"{{'{key}': '{value}'}}",
+        "Remote_User",
+        '"enable-underscores-in-headers": "false"',
+    )
+
+
+def test_header_guard_passes_with_the_controllers_defaults_spelt_out(env) -> None:
+    data = env["kube"].state["configmaps"][("ingress-nginx", "ingress-nginx-controller")]
+    data.update({"enable-underscores-in-headers": "False", "ignore-invalid-headers": "TRUE"})
+    assert _run(env)["ingress-controller-header-guard"].ok
+
+
 def test_header_guard_without_controller_configmap(env) -> None:
     env["kube"].state["configmaps"] = {}
     _failed(_run(env), "ingress-controller-header-guard", "not found", "--ingress-configmap")
