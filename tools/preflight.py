@@ -381,6 +381,14 @@ def check_bucket(s3: Any, settings: Settings, adopting: bool) -> str:
     )
 
 
+def provider_audiences_dropped(live: list[str], settings: Settings) -> list[str]:
+    """Audiences the provider trusts that the program does not declare. A stack that owns the
+    provider sets its client list to exactly the program's on every up (aws_iam_openid_connect_
+    provider's `client_id_list` is the whole list), so importing it would remove these; the
+    platform's own services assume roles through the same realm provider."""
+    return sorted(set(live) - {settings.workspaces_client_id})
+
+
 def check_oidc_provider(iam: Any, settings: Settings, adopting: bool) -> str:
     from botocore.exceptions import ClientError
 
@@ -388,12 +396,13 @@ def check_oidc_provider(iam: Any, settings: Settings, adopting: bool) -> str:
     path = settings.keycloak_issuer.split("://", 1)[-1]
     arn = referenced or f"arn:aws:iam::{settings.aws_account}:oidc-provider/{path}"
     try:
-        iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+        live = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
         exists = True
     except ClientError as error:
         if _aws_code(error) != "NoSuchEntity":
             raise
         exists = False
+    audiences = list(live.get("ClientIDList") or []) if exists else []
     if referenced:
         if not exists:
             raise Failed(
@@ -401,7 +410,14 @@ def check_oidc_provider(iam: Any, settings: Settings, adopting: bool) -> str:
                 "create it in the stack that owns it first, or unset keycloakProviderArn so "
                 "this stack creates one",
             )
-        return f"referenced OIDC provider {arn} exists"
+        if settings.workspaces_client_id not in audiences:
+            raise Failed(
+                f"referenced OIDC provider {arn} trusts {audiences}, not the notebook role's "
+                f"audience {settings.workspaces_client_id!r}: no workspace token is accepted",
+                f"aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-"
+                f"arn {arn} --client-id {settings.workspaces_client_id} (adds; removes nothing)",
+            )
+        return f"referenced OIDC provider {arn} exists and trusts {audiences}"
     if exists and not adopting:
         raise Failed(
             f"OIDC provider {arn} already exists: the first up would fail (EntityAlreadyExists)",
@@ -412,6 +428,15 @@ def check_oidc_provider(iam: Any, settings: Settings, adopting: bool) -> str:
         raise Failed(
             f"OIDC provider {arn} does not exist, but import-plan imports it",
             "run without --adopting: the first up creates it",
+        )
+    dropped = provider_audiences_dropped(audiences, settings)
+    if dropped:
+        raise Failed(
+            f"OIDC provider {arn} also trusts {dropped}: imported, the first up would set its "
+            f"client list to [{settings.workspaces_client_id!r}] and remove them (other "
+            "services assume roles through it)",
+            f"reference it instead of importing it: keycloakProviderArn: {arn} in "
+            f"Pulumi.{settings.stack}.yaml (as dev3 does); import-plan then leaves it out",
         )
     return f"OIDC provider {arn} {'exists (imported)' if exists else 'absent (created)'}"
 
