@@ -215,7 +215,11 @@ def lambda_trust_policy() -> PolicyDocument:
 
 
 def marker_function_policy(
-    bucket_arn: str, marker_name: str, log_group_arn: str, failure_queue_arn: str
+    bucket_arn: str,
+    marker_name: str,
+    log_group_arn: str,
+    failure_queue_arn: str,
+    platform_prefixes: tuple[str, ...] = (),
 ) -> PolicyDocument:
     """Exactly what the marker function does: create marker objects, log, report failures.
 
@@ -225,8 +229,18 @@ def marker_function_policy(
     writes that one), not one at the bucket root, not `//<marker>` or `/x/<marker>` (both of
     which `*/*/` allows). A wildcard cannot say "no empty segment" in the middle, so
     keys starting with `/` or holding `//` anywhere are denied outright: the function never
-    writes them (it stops climbing at an empty segment).
+    writes them (it stops climbing at an empty segment). The platform's own prefixes of a
+    shared bucket are no workspaces: nothing may be written there (components/
+    marker_function.py `PLATFORM_PREFIXES`).
     """
+    platform_deny = [
+        {
+            "Sid": "NotIntoPlatformPrefixes",
+            "Effect": "Deny",
+            "Action": "s3:PutObject",
+            "Resource": [f"{bucket_arn}/{prefix}/*" for prefix in platform_prefixes],
+        }
+    ]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -242,6 +256,7 @@ def marker_function_policy(
                 "Action": "s3:PutObject",
                 "Resource": [f"{bucket_arn}//*", f"{bucket_arn}/*//*"],
             },
+            *(platform_deny if platform_prefixes else []),
             {
                 "Sid": "WriteOwnLogs",
                 "Effect": "Allow",

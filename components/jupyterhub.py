@@ -71,6 +71,9 @@ class JupyterHubArgs:
     websocket_timeout_seconds: int = 3600
     helm_timeout_seconds: int = 900
     max_history: int = 10
+    protect: bool = True
+    """Protect and retain the release: a destroy or a replace would otherwise uninstall the
+    chart (the hub, its routes and every object without `helm.sh/resource-policy: keep`)."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -110,7 +113,12 @@ class JupyterHub(pulumi.ComponentResource):
             cleanup_on_fail=True,
             timeout=args.helm_timeout_seconds,
             max_history=args.max_history,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[templates, *args.depends_on]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[templates, *args.depends_on],
+                protect=args.protect,
+                retain_on_delete=args.protect,
+            ),
         )
         self._ingress(name, args, labels, release)
         self.release_name = release.name.apply(lambda n: n or RELEASE_NAME)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,6 +31,18 @@ CODE_FILES = ("handler.py",)
 
 Trigger = Literal["bucket-notification", "eventbridge"]
 
+# Top-level prefixes of the platform's shared bucket that belong to its services, not to a
+# workspace (the workflow harvester keeps its files under `workflow-harvester/`). A workspace
+# is a top-level prefix `<name>/` that the platform's workspace controller creates for each
+# workspace's object store (EO-DataHub/eodhp-workspace-manager internal/k8s/workspace.go
+# `MapObjectStoresToS3Buckets`: Path "<name>/"; eodhp-workspace-controller internal/aws/s3.go
+# `ReconcileS3Path`), named by the same rule as its namespace `ws-<name>`. A service's
+# prefix looks just like one, so these are excluded by name: in the EventBridge rule, in the
+# function and in its IAM policy; the hub refuses them as workspace names
+# (hub/extra_config/2_configure_authenticator.py `EODH_RESERVED_WORKSPACE_NAMES`).
+PLATFORM_PREFIXES: tuple[str, ...] = ("workflow-harvester",)
+_PREFIX_NAME = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
+
 
 def code_archive(source_dir: Path) -> tuple[pulumi.AssetArchive, str]:
     """The function's code as an archive of the named files, and the SHA-256 of its content.
@@ -47,21 +60,26 @@ def code_archive(source_dir: Path) -> tuple[pulumi.AssetArchive, str]:
     return pulumi.AssetArchive(assets), digest.hexdigest()
 
 
-def object_created_pattern(bucket: str, marker_name: str) -> dict:
-    """EventBridge pattern: this bucket's "Object Created" events, marker keys left out.
+def object_created_pattern(
+    bucket: str, marker_name: str, platform_prefixes: tuple[str, ...] = PLATFORM_PREFIXES
+) -> dict:
+    """EventBridge pattern: this bucket's "Object Created" events, marker keys and the
+    platform's own prefixes left out.
 
     S3's EventBridge events carry the requester's account, not its principal, so the
-    function cannot tell its own markers from others' there; `anything-but` + `suffix`
-    (supported on event buses, EventBridge user guide "Comparison operators") drops every
-    marker key instead. A directory made only of a marker (s3contents' mkdir, always inside
-    a visible directory) needs nothing.
+    function cannot tell its own markers from others' there: every marker key is dropped
+    instead. A directory made only of a marker (s3contents' mkdir, always inside a visible
+    directory) needs nothing. Two exclusions on one field need one `anything-but` with a
+    `wildcard` list (EventBridge user guide "Comparison operators", anything-but using a
+    wildcard; aws/event-ruler); `*` matches any run of characters, `/` included.
     """
+    excluded = [f"*/{marker_name}", *(f"{prefix}/*" for prefix in platform_prefixes)]
     return {
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
         "detail": {
             "bucket": {"name": [bucket]},
-            "object": {"key": [{"anything-but": {"suffix": f"/{marker_name}"}}]},
+            "object": {"key": [{"anything-but": {"wildcard": excluded}}]},
         },
     }
 
@@ -87,6 +105,8 @@ class MarkerFunctionArgs:
     maximum_retry_attempts: int = 2
     maximum_event_age_seconds: int = 6 * 3600
     failure_retention_seconds: int = 14 * 24 * 3600
+    platform_prefixes: tuple[str, ...] = PLATFORM_PREFIXES
+    """Top-level prefixes of the bucket that are not workspaces: never marked."""
 
     def __post_init__(self) -> None:
         if not self.account.isdigit() or len(self.account) != 12:
@@ -100,6 +120,12 @@ class MarkerFunctionArgs:
             raise ValueError(f"{', '.join(missing)} missing from {self.source_dir}")
         if not 0 <= self.maximum_retry_attempts <= 2:
             raise ValueError("Lambda allows 0 to 2 async retry attempts")
+        for prefix in self.platform_prefixes:
+            # Used in an S3 ARN and an EventBridge wildcard: no `*`, `?`, `/` or `\\`.
+            if not _PREFIX_NAME.fullmatch(prefix):
+                raise ValueError(
+                    f"platform prefix must be a plain name like a workspace's: {prefix!r}"
+                )
 
 
 class MarkerFunction(pulumi.ComponentResource):
@@ -135,7 +161,9 @@ class MarkerFunction(pulumi.ComponentResource):
             role=role.id,
             policy=pulumi.Output.all(args.bucket_arn, log_group.arn, failures.arn).apply(
                 lambda arns: json.dumps(
-                    marker_function_policy(arns[0], args.marker_name, arns[1], arns[2])
+                    marker_function_policy(
+                        arns[0], args.marker_name, arns[1], arns[2], args.platform_prefixes
+                    )
                 )
             ),
             opts=child,
@@ -159,6 +187,7 @@ class MarkerFunction(pulumi.ComponentResource):
                     "MARKER_NAME": args.marker_name,
                     "LOG_LEVEL": args.log_level,
                     "EXECUTION_ROLE_ID": role.unique_id,
+                    "PLATFORM_PREFIXES": ",".join(args.platform_prefixes),
                 }
             ),
             tags={"eodh:code-sha256": code_sha256},
@@ -208,7 +237,9 @@ class MarkerFunction(pulumi.ComponentResource):
                 f"{name}-object-created",
                 description="The workspace bucket's new objects, for the .s3keep function",
                 event_pattern=pulumi.Output.from_input(args.bucket).apply(
-                    lambda b: json.dumps(object_created_pattern(b, args.marker_name))
+                    lambda b: json.dumps(
+                        object_created_pattern(b, args.marker_name, args.platform_prefixes)
+                    )
                 ),
                 opts=child,
             )

@@ -14,6 +14,9 @@ from .labels import standard_labels
 class JupyterNamespaceArgs:
     name: str = "jupyter"
     linkerd_inject: bool = True
+    protect: bool = True
+    """Protect and retain the namespace: deleting it deletes every claim in it, the hub
+    database's included (Helm's `resource-policy: keep` guards only a Helm uninstall)."""
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 63:
@@ -36,7 +39,9 @@ class JupyterNamespace(pulumi.ComponentResource):
                 labels=standard_labels("namespace"),
                 annotations=annotations,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, retain_on_delete=args.protect
+            ),
         )
         self.name = namespace.metadata.apply(lambda m: m.name or args.name)
         self.register_outputs({"name": self.name})

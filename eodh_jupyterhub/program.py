@@ -30,7 +30,9 @@ from .stack_config import PROJECT_ROOT
 
 
 def jupyterhub_program(settings: Settings) -> None:
-    namespace = JupyterNamespace("jupyter", JupyterNamespaceArgs(name=settings.namespace))
+    namespace = JupyterNamespace(
+        "jupyter", JupyterNamespaceArgs(name=settings.namespace, protect=settings.protect_data)
+    )
     rbac = HubRbac("hub-rbac", HubRbacArgs(namespace=namespace.name))
     hub_secrets = GeneratedHubSecrets("hub-secrets")
     oauth_secrets = OAuthClientSecrets(
@@ -95,6 +97,7 @@ def jupyterhub_program(settings: Settings) -> None:
             hub_host=settings.hub_host,
             hub_extra_hosts=settings.hub_extra_hosts,
             tls_secret_name=settings.tls_secret_name,
+            protect=settings.protect_data,
             depends_on=[namespace, rbac, hub_secrets, oauth_secrets],
         ),
     )

@@ -413,6 +413,15 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
     )
     hub_client_id = r.string("hubClientId", *client_id)
     workspaces_client_id = r.string("workspacesClientId", *client_id)
+    if hub_client_id and hub_client_id == workspaces_client_id:
+        # The notebook role trusts tokens whose audience is the workspaces client; with one
+        # client for both, a login token (no workspace scope) would pass the same audience check.
+        r.problems.append(
+            f"{PROJECT}:workspacesClientId: expected a client other than {PROJECT}:hubClientId "
+            "(the notebook role's audience must tell a workspace token from a login token), "
+            f'for example "eodh-workspaces"; got {json.dumps(workspaces_client_id)}, the same '
+            "as hubClientId"
+        )
     secret_name = (
         "the name of an AWS Secrets Manager secret (not its value)",
         '"eodhp-dev/jupyterhub/oauth-client-secret"',

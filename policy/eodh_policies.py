@@ -209,6 +209,7 @@ LAMBDA_INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvoke
 CLUSTER_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"
 K8S_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
 NAMESPACE = "kubernetes:core/v1:Namespace"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
 # Where each type carries IAM policy documents (JSON text): (prop, list key or None).
 POLICY_DOCUMENTS: dict[str, tuple[str, ...]] = {
@@ -826,9 +827,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "protected-data",
-        "In protected stacks the workspace bucket and the Keycloak identity provider are "
-        "protected (pulumi protect).",
-        types=frozenset({BUCKET, OIDC_PROVIDER}),
+        "In protected stacks the workspace bucket, the Keycloak identity provider, the hub's "
+        "namespace (its database claim) and the Helm release are protected (pulumi protect).",
+        types=frozenset({BUCKET, OIDC_PROVIDER, NAMESPACE, HELM_RELEASE}),
         check_resource=check_protected_data,
         config_schema={
             "protectedStacks": {

@@ -13,12 +13,23 @@ what the release will claim. Marking only adds metadata: no object is replaced o
 
 The hub database (PVC `hub-db-dir`): the adopting install patches it with the chart's own
 fields, computed against the rendered object (pkg/kube/client.go `update`/`createPatch`), so
-fields only the live object has stay. But the release is `atomic`: a failed install is
-uninstalled (pkg/action/install.go `failRelease`), and uninstall deletes every object of the
-rendered manifest except those annotated `helm.sh/resource-policy: keep` there
-(pkg/action/resource_policy.go). The chart renders the PVC without it unless
-`hub.db.pvc.annotations` sets it, so when it does not, the volume's reclaim policy is set to
-Retain first: the disk then outlives even a deleted claim.
+fields only the live object has stay. The program renders it with `helm.sh/resource-policy:
+keep`, which a failed atomic install's uninstall honours (pkg/action/install.go `failRelease`,
+pkg/action/resource_policy.go). Nothing in Helm guards it from a deleted namespace, though, and
+a dynamically provisioned volume is deleted with its claim (reclaim policy `Delete`, the
+default of every StorageClass): the volume's reclaim policy is set to Retain first, always, so
+the disk outlives its claim whatever deletes the claim.
+
+Immutable fields: the adopting install's patch sets every rendered field, and the API server
+refuses a change to a workload's `spec.selector` (pkg/registry/apps/deployment/strategy.go,
+daemonset/strategy.go, statefulset/strategy.go `ValidateUpdate`, apps/v1), a binding's
+`roleRef` (pkg/apis/rbac/validation/validation.go `ValidateRoleBindingUpdate`), a Service's
+`clusterIP` (pkg/apis/core/validation `ValidateServiceUpdate`), the data of a Secret or
+ConfigMap marked `immutable` and most of a bound claim's spec. The chart's selectors carry
+`release: <release name>`, so objects ArgoCD rendered under another release name differ. A
+refused patch fails the install, and the atomic install then uninstalls the release: the hub is
+down. `--apply` therefore reads each live object first and refuses, naming every field, before
+it changes anything.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import shlex
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,12 +79,16 @@ def release_objects(documents: list[dict[str, Any]], namespace: str) -> list[Cha
 
     objects = []
     for doc in documents:
-        meta = doc.get("metadata") or {}
-        if "helm.sh/hook" in (meta.get("annotations") or {}):
+        if _is_hook(doc):
             continue
+        meta = doc.get("metadata") or {}
         scope = None if doc["kind"] in CLUSTER_SCOPED_KINDS else meta.get("namespace") or namespace
         objects.append(ChartObject(doc["apiVersion"], doc["kind"], meta["name"], scope))
     return objects
+
+
+def _is_hook(doc: dict[str, Any]) -> bool:
+    return "helm.sh/hook" in ((doc.get("metadata") or {}).get("annotations") or {})
 
 
 def adoption_commands(objects: list[ChartObject], context: str, namespace: str) -> list[list[str]]:
@@ -144,6 +160,59 @@ def pvc_conflicts(rendered: dict[str, Any], live: dict[str, Any]) -> list[str]:
     return problems
 
 
+_SELECTOR_KINDS = frozenset({"Deployment", "DaemonSet", "StatefulSet", "ReplicaSet"})
+_BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})
+
+
+def immutable_conflicts(rendered: dict[str, Any], live: dict[str, Any]) -> list[str]:
+    """What the adopting install would have to change on `live` that the API server refuses."""
+    kind = rendered["kind"]
+    if kind == "PersistentVolumeClaim":
+        return pvc_conflicts(rendered, live)
+    want, have = rendered.get("spec") or {}, live.get("spec") or {}
+    problems = []
+    if kind in _SELECTOR_KINDS and want.get("selector") != have.get("selector"):
+        problems.append(
+            f"spec.selector {json.dumps(have.get('selector'), sort_keys=True)} -> "
+            f"{json.dumps(want.get('selector'), sort_keys=True)}"
+        )
+    if kind == "StatefulSet":
+        for key in ("serviceName", "podManagementPolicy", "volumeClaimTemplates"):
+            if key in want and want[key] != have.get(key):
+                problems.append(f"spec.{key} differs")
+    if kind in _BINDING_KINDS and rendered.get("roleRef") != live.get("roleRef"):
+        problems.append(f"roleRef {live.get('roleRef')} -> {rendered.get('roleRef')}")
+    if kind == "Service" and want.get("clusterIP") not in (None, "", have.get("clusterIP")):
+        problems.append(f"spec.clusterIP {have.get('clusterIP')!r} -> {want['clusterIP']!r}")
+    if kind in ("Secret", "ConfigMap") and live.get("immutable"):
+        # Its data cannot be compared here (a Secret's values are never read): any change the
+        # chart makes is refused, and the chart's hub Secret and ConfigMap change with values.
+        problems.append("the live object is immutable: true")
+    return problems
+
+
+def adoption_refusals(
+    documents: list[dict[str, Any]],
+    namespace: str,
+    read_live: Callable[[ChartObject], dict[str, Any] | None],
+) -> list[str]:
+    """Every reason the adopting install would fail against the running objects."""
+    objects = release_objects(documents, namespace)
+    rendered_by_object = dict(zip(objects, [d for d in documents if not _is_hook(d)], strict=True))
+    refusals = []
+    for obj, rendered in rendered_by_object.items():
+        live = read_live(obj)
+        if live is None:
+            if obj.kind == "PersistentVolumeClaim" and obj.name == HUB_DB_PVC:
+                refusals.append(
+                    f"{obj.kubectl_ref}: not found; there is no hub database to adopt "
+                    "(a new environment needs no adoption)"
+                )
+            continue
+        refusals += [f"{obj.kubectl_ref}: {p}" for p in immutable_conflicts(rendered, live)]
+    return refusals
+
+
 def retain_volume_commands(context: str, namespace: str) -> list[str]:
     ctx = shlex.quote(context)
     volume = (
@@ -154,6 +223,19 @@ def retain_volume_commands(context: str, namespace: str) -> list[str]:
         f'kubectl --context {ctx} patch pv "$({volume})" --type merge '
         """-p '{"spec":{"persistentVolumeReclaimPolicy":"Retain"}}'"""
     ]
+
+
+def read_live(context: str, obj: ChartObject) -> dict[str, Any] | None:
+    """The running object, or None when it does not exist (Helm will create it)."""
+    scope = ["-n", obj.namespace] if obj.namespace else []
+    command = ["kubectl", "--context", context, *scope, "get", obj.kubectl_ref, "-ojson"]
+    out = subprocess.run(
+        [*command, "--ignore-not-found"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out) if out.strip() else None
 
 
 def _release_from_program(stack: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -186,34 +268,26 @@ def main(argv: list[str] | None = None) -> int:
     objects = release_objects(documents, namespace)
     pvc = hub_db_pvc(documents)
     print(f"# {len(objects)} chart objects to hand to Helm release {namespace}/{RELEASE_NAME}")
-    steps: list[str] = []
+    print(
+        f"# first of all the {HUB_DB_PVC} volume's reclaim policy is set to Retain: the disk "
+        "outlives its claim, whatever deletes the claim"
+    )
     if not kept_on_uninstall(pvc) and inputs.get("atomic"):
         print(
             f"# {HUB_DB_PVC} is not annotated {KEEP[0]}={KEEP[1]} in the chart and the release "
-            "is atomic: keep its disk even if a failed install deletes the claim"
+            "is atomic: a failed first install would delete the claim"
         )
-        steps += retain_volume_commands(context, namespace)
-    commands = adoption_commands(objects, context, namespace)
-    steps += [shlex.join(c) for c in commands]
+    steps = retain_volume_commands(context, namespace)
+    steps += [shlex.join(c) for c in adoption_commands(objects, context, namespace)]
     if not args.apply:
         print("\n".join(steps))
         print("# dry run: nothing changed; rerun with --apply")
         return 0
-    live = json.loads(
-        subprocess.run(
-            [
-                *("kubectl", "--context", context, "-n", namespace, "get", "pvc"),
-                HUB_DB_PVC,
-                "-ojson",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
-    conflicts = pvc_conflicts(pvc, live)
-    if conflicts:
-        print(f"refusing: the install would change {HUB_DB_PVC}: {conflicts}", file=sys.stderr)
+    refusals = adoption_refusals(documents, namespace, lambda o: read_live(context, o))
+    if refusals:
+        print("refusing, nothing changed: the adopting install would fail on", file=sys.stderr)
+        for refusal in refusals:
+            print(f"  {refusal}", file=sys.stderr)
         return 1
     for step in steps:
         print(f"+ {step}")

@@ -17,7 +17,11 @@ put in exactly one class:
 - created by the first up: new with this program (the marker function, the Helm release),
   or adoptable only with a replace (auto-named IAM roles, see `_auto_named`).
 
-No cloud call is made here; ids that depend on the environment come from the stack settings.
+No cloud call is made to write the plan; ids that depend on the environment come from the
+stack settings. `--run-import` reads one thing first: the live client list of an OIDC provider
+the plan imports. The first up sets that list to exactly the program's audiences, so a provider
+that also trusts other audiences (the platform's services assume roles through the realm's
+provider) is refused: reference it with `keycloakProviderArn` instead (as dev3 does).
 """
 
 from __future__ import annotations
@@ -412,6 +416,31 @@ def import_command(stack: str, import_file: Path | str, preview_only: bool = Fal
     return command
 
 
+def shrinking_imports(document: dict[str, Any], settings: Settings, iam: Any) -> list[str]:
+    """Imported OIDC providers whose live audiences the first up would remove."""
+    from tools.preflight import provider_audiences_dropped
+
+    problems = []
+    for entry in document["resources"]:
+        if entry.get("type") != OIDC_PROVIDER_TYPE:
+            continue
+        live = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=entry["id"])
+        dropped = provider_audiences_dropped(live.get("ClientIDList") or [], settings)
+        if dropped:
+            problems.append(
+                f"{entry['id']} also trusts {dropped}, which the first up would remove: set "
+                f"keycloakProviderArn: {entry['id']} in Pulumi.{settings.stack}.yaml "
+                "(referenced, never written) and rerun"
+            )
+    return problems
+
+
+def _iam_client(settings: Settings) -> Any:
+    import boto3
+
+    return boto3.client("iam", region_name=settings.aws_region)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stack")
@@ -436,6 +465,14 @@ def main(argv: list[str] | None = None) -> int:
     import_file = args.out / args.stack / "import.json"
     print(f"-> {import_file} ({len(plan.of('import'))} imports)")
     if args.run_import:
+        from eodh_jupyterhub.settings import load_settings
+        from eodh_jupyterhub.stack_config import pulumi_config
+
+        settings = load_settings(pulumi_config(args.stack), args.stack)
+        refusals = shrinking_imports(plan.document, settings, _iam_client(settings))
+        if refusals:
+            print("refusing to import, nothing imported:", *refusals, sep="\n  ", file=sys.stderr)
+            return 1
         command = import_command(args.stack, import_file, args.preview_only)
         print("+ " + shlex.join(command), flush=True)
         return subprocess.run(command, cwd=ROOT).returncode

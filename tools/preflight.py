@@ -244,7 +244,41 @@ def check_ingress_controller(kube: KubeClient, required: dict[str, str], configm
             "set " + ", ".join(f'{k}: "{v}"' for k, v in wrong.items()) + f" in {configmap} "
             "(ingress-nginx chart: controller.allowSnippetAnnotations and controller.config)",
         )
-    return f"ingress-nginx {configmap} allows the header guard's snippet"
+    unsafe = header_name_bypasses(data)
+    if unsafe:
+        raise Failed(
+            f"header guard: ingress-nginx {configmap} has {unsafe}: nginx then passes a header "
+            "spelt with underscores (Remote_User), which the guard's names with dashes do not "
+            "clear, and servers that read headers CGI-style take it for Remote-User",
+            f'remove them from {configmap} or set "enable-underscores-in-headers": "false" and '
+            '"ignore-invalid-headers": "true" (the controller\'s defaults)',
+        )
+    return (
+        f"ingress-nginx {configmap} allows the header guard's snippet and drops header names "
+        "with underscores"
+    )
+
+
+# ingress-nginx's ConfigMap keys for nginx's underscores_in_headers / ignore_invalid_headers,
+# defaults false / true (internal/ingress/controller/config/config.go, EnableUnderscoresInHeaders
+# and IgnoreInvalidHeaders). Values are decoded by mapstructure's weak typing: Go's
+# strconv.ParseBool, and "" counts as false.
+_GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_GO_FALSE = {"0", "f", "F", "FALSE", "false", "False", ""}
+HEADER_NAME_SAFE = {"enable-underscores-in-headers": False, "ignore-invalid-headers": True}
+
+
+def header_name_bypasses(data: dict[str, str]) -> dict[str, str]:
+    """The ConfigMap's settings that let a header name with underscores reach the hub."""
+    unsafe = {}
+    for key, safe in HEADER_NAME_SAFE.items():
+        if key not in data:
+            continue
+        value = str(data[key])
+        parsed = True if value in _GO_TRUE else False if value in _GO_FALSE else None
+        if parsed is not safe:
+            unsafe[key] = value
+    return unsafe
 
 
 def requested_scopes(config_file: Path = AUTHENTICATOR_CONFIG) -> list[str]:
@@ -404,6 +438,14 @@ def check_bucket(s3: Any, settings: Settings, adopting: bool) -> str:
     )
 
 
+def provider_audiences_dropped(live: list[str], settings: Settings) -> list[str]:
+    """Audiences the provider trusts that the program does not declare. A stack that owns the
+    provider sets its client list to exactly the program's on every up (aws_iam_openid_connect_
+    provider's `client_id_list` is the whole list), so importing it would remove these; the
+    platform's own services assume roles through the same realm provider."""
+    return sorted(set(live) - {settings.workspaces_client_id})
+
+
 def check_oidc_provider(iam: Any, settings: Settings, adopting: bool) -> str:
     from botocore.exceptions import ClientError
 
@@ -411,12 +453,13 @@ def check_oidc_provider(iam: Any, settings: Settings, adopting: bool) -> str:
     path = settings.keycloak_issuer.split("://", 1)[-1]
     arn = referenced or f"arn:aws:iam::{settings.aws_account}:oidc-provider/{path}"
     try:
-        iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+        live = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
         exists = True
     except ClientError as error:
         if _aws_code(error) != "NoSuchEntity":
             raise
         exists = False
+    audiences = list(live.get("ClientIDList") or []) if exists else []
     if referenced:
         if not exists:
             raise Failed(
@@ -424,7 +467,14 @@ def check_oidc_provider(iam: Any, settings: Settings, adopting: bool) -> str:
                 "create it in the stack that owns it first, or unset keycloakProviderArn so "
                 "this stack creates one",
             )
-        return f"referenced OIDC provider {arn} exists"
+        if settings.workspaces_client_id not in audiences:
+            raise Failed(
+                f"referenced OIDC provider {arn} trusts {audiences}, not the notebook role's "
+                f"audience {settings.workspaces_client_id!r}: no workspace token is accepted",
+                f"aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-"
+                f"arn {arn} --client-id {settings.workspaces_client_id} (adds; removes nothing)",
+            )
+        return f"referenced OIDC provider {arn} exists and trusts {audiences}"
     if exists and not adopting:
         raise Failed(
             f"OIDC provider {arn} already exists: the first up would fail (EntityAlreadyExists)",
@@ -435,6 +485,15 @@ def check_oidc_provider(iam: Any, settings: Settings, adopting: bool) -> str:
         raise Failed(
             f"OIDC provider {arn} does not exist, but import-plan imports it",
             "run without --adopting: the first up creates it",
+        )
+    dropped = provider_audiences_dropped(audiences, settings)
+    if dropped:
+        raise Failed(
+            f"OIDC provider {arn} also trusts {dropped}: imported, the first up would set its "
+            f"client list to [{settings.workspaces_client_id!r}] and remove them (other "
+            "services assume roles through it)",
+            f"reference it instead of importing it: keycloakProviderArn: {arn} in "
+            f"Pulumi.{settings.stack}.yaml (as dev3 does); import-plan then leaves it out",
         )
     return f"OIDC provider {arn} {'exists (imported)' if exists else 'absent (created)'}"
 

@@ -32,6 +32,11 @@ from tornado import web
 # a rewritten name would no longer be the workspace's own namespace and volume.
 EODH_WORKSPACE_NAME_MAX_LENGTH = 60
 _EODH_WORKSPACE_NAME = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
+# Top-level prefixes of the platform's shared bucket that belong to its services. A workspace
+# of that name would be granted the service's files by the notebook role (its prefix is the
+# workspace name), so it is refused at login and spawn. The same list as the marker
+# function's (components/marker_function.py PLATFORM_PREFIXES; a test keeps them equal).
+EODH_RESERVED_WORKSPACE_NAMES = frozenset({"workflow-harvester"})
 
 
 def eodh_workspace_name_problem(name) -> str | None:
@@ -52,6 +57,8 @@ def eodh_workspace_name_problem(name) -> str | None:
         )
     if "--" in name:
         return "a name may not contain '--' (KubeSpawner would replace it with a hashed name)"
+    if name in EODH_RESERVED_WORKSPACE_NAMES:
+        return "the name is reserved: a platform service keeps its files under it"
     return None
 
 

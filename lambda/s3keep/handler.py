@@ -30,7 +30,11 @@ most MAX_DEPTH requests.
 
 Scope. The top-level prefix is the workspace. Its own marker `<workspace>/.s3keep` belongs
 to s3contents (written at server start), so markers are made for directories *inside* the
-workspace only; nothing is ever written at the bucket root.
+workspace only; nothing is ever written at the bucket root. In the platform's shared bucket
+other services keep top-level prefixes too (PLATFORM_PREFIXES, e.g. `workflow-harvester`):
+those are never marked, nor is a top-level prefix that cannot be a workspace name (the
+platform makes `<name>/` for a workspace whose namespace is `ws-<name>`: a DNS label;
+EO-DataHub/eodhp-workspace-manager internal/k8s/workspace.go). Each skip is logged.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -71,6 +76,21 @@ MAX_DEPTH = 64
 WALK_RETRY_DELAYS = (0.5, 2.0)
 
 OBJECT_CREATED_DETAIL_TYPE = "Object Created"
+
+# The hub's workspace name rule (hub/extra_config/2_configure_authenticator.py
+# `eodh_workspace_name_problem`): the namespace `ws-<name>` must be a DNS label.
+WORKSPACE_NAME = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
+WORKSPACE_NAME_MAX_LENGTH = 60
+
+
+def is_workspace(prefix: str, platform_prefixes: frozenset[str]) -> bool:
+    """Whether a top-level prefix of the bucket can be a workspace's."""
+    return (
+        prefix not in platform_prefixes
+        and len(prefix) <= WORKSPACE_NAME_MAX_LENGTH
+        and "--" not in prefix
+        and WORKSPACE_NAME.fullmatch(prefix) is not None
+    )
 
 
 class _JsonLines(logging.Handler):
@@ -255,6 +275,7 @@ class MarkerFunction:
         function_name: str | None = None,
         role_id: str | None = None,
         max_depth: int = MAX_DEPTH,
+        platform_prefixes: frozenset[str] = frozenset(),
     ) -> None:
         if not marker_name or "/" in marker_name:
             raise ValueError(f"MARKER_NAME must be a plain file name, got {marker_name!r}")
@@ -265,6 +286,7 @@ class MarkerFunction:
         self.function_name = function_name
         self.role_id = role_id
         self.max_depth = max_depth
+        self.platform_prefixes = platform_prefixes
 
     def handle(self, event: Mapping[str, Any], request_id: str | None = None) -> dict[str, Any]:
         created: list[str] = []
@@ -285,6 +307,18 @@ class MarkerFunction:
         for item in objects:
             if is_own_write(item.principal_id, self.function_name, self.role_id):
                 _log(logging.DEBUG, "own marker", bucket=item.bucket, key=item.key)
+                continue
+            top = item.key.split("/", 1)[0]
+            if not is_workspace(top, self.platform_prefixes):
+                _log(
+                    logging.INFO,
+                    "not a workspace prefix: nothing marked",
+                    bucket=item.bucket,
+                    key=item.key,
+                    prefix=top,
+                    platform_prefix=top in self.platform_prefixes,
+                    request_id=request_id,
+                )
                 continue
             directories = directories_to_mark(item.key, self.marker_name, self.max_depth)
             skipped = len(directories_to_mark(item.key, self.marker_name)) - len(directories)
@@ -388,12 +422,16 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
         role_id = os.environ.get("EXECUTION_ROLE_ID") or None
         max_depth = int(os.environ.get("MAX_DEPTH", MAX_DEPTH))
+        platform_prefixes = frozenset(
+            p for p in os.environ.get("PLATFORM_PREFIXES", "").split(",") if p
+        )
         _function = MarkerFunction(
             MarkerStore(new_client()),
             marker_name,
             function_name=function_name,
             role_id=role_id,
             max_depth=max_depth,
+            platform_prefixes=platform_prefixes,
         )
         # AWS does not publish the runtime's bundled SDK version: record it on cold start.
         _log(
@@ -405,5 +443,6 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
             function_name=function_name,
             role_id=role_id,
             max_depth=max_depth,
+            platform_prefixes=sorted(platform_prefixes),
         )
     return _function.handle(event, request_id=getattr(context, "aws_request_id", None))

@@ -33,7 +33,9 @@ DENIED = [
     "ws1/a/data.csv",  # not a marker
     "ws1/a/x.s3keep",  # a file whose name merely ends like one
     "ws1/a/.s3keep/f",  # below a "directory" called .s3keep
+    "workflow-harvester/runs/.s3keep",  # the platform's own prefix: no workspace
 ]
+PLATFORM = {"workflow-harvester/runs/.s3keep"}
 
 
 def test_function_writes_nested_markers_under_a_non_empty_workspace_only() -> None:
@@ -76,7 +78,8 @@ def test_function_writes_nested_markers_under_a_non_empty_workspace_only() -> No
     for stack in policies:
         got = {k: decisions[f"{stack} put {k}"] for k in ALLOWED + DENIED}
         assert got == dict.fromkeys(ALLOWED, "Allowed") | {
-            k: ("ExplicitlyDenied" if "//" in f"/{k}" else "ImplicitlyDenied") for k in DENIED
+            k: ("ExplicitlyDenied" if "//" in f"/{k}" or k in PLATFORM else "ImplicitlyDenied")
+            for k in DENIED
         }, stack
         assert decisions[f"{stack} put into another bucket"] == "ImplicitlyDenied"
         assert decisions[f"{stack} read a marker"] == "ImplicitlyDenied"

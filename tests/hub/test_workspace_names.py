@@ -43,7 +43,10 @@ REFUSED = {
     "alpha ": "lower-case letters, digits and '-'",
     "a" * 61: "longer than 60",
     "<script>": "lower-case letters, digits and '-'",
+    # A platform service's prefix of the shared bucket: the notebook role would grant it.
+    "workflow-harvester": "reserved",
 }
+RESERVED = {"workflow-harvester"}
 
 
 @pytest.fixture
@@ -89,7 +92,11 @@ def test_a_name_is_accepted_exactly_when_it_stays_its_own_valid_namespace(
     names, alice_spawner, name
 ):
     namespace, pvc = expanded(alice_spawner, name)
-    kept = (namespace, pvc) == (f"ws-{name}", f"pvc-{name}") and is_namespace_name(namespace)
+    kept = (
+        (namespace, pvc) == (f"ws-{name}", f"pvc-{name}")
+        and is_namespace_name(namespace)
+        and name not in RESERVED
+    )
     assert (names(name) is None) == kept
     if kept:
         assert is_pvc_name(pvc)
@@ -183,3 +190,11 @@ def test_fake_keycloak_matches_whole_names_only(run, hub_ns, kc):
     assert run(hub_ns["exchange_workspace_token"](subject, "alpha-beta"))["workspace"] == (
         "alpha-beta"
     )
+
+
+def test_the_hub_refuses_exactly_the_prefixes_the_function_leaves_alone(hub_ns) -> None:
+    # Two copies (the hub ships as files and cannot import components): they must agree,
+    # or a workspace could be named like a prefix the function never marks.
+    from components.marker_function import PLATFORM_PREFIXES
+
+    assert hub_ns["EODH_RESERVED_WORKSPACE_NAMES"] == frozenset(PLATFORM_PREFIXES)

@@ -221,6 +221,8 @@ def function_under_test(
         MARKER,
         function_name=FUNCTION_NAME,
         role_id=world.role_id if role_id else None,
+        # As the program configures it (components/marker_function.py PLATFORM_PREFIXES).
+        platform_prefixes=frozenset({"workflow-harvester"}),
     )
     return function, requests
 

@@ -255,3 +255,33 @@ def test_lambda_entry_point(
         "markers": ["ws1/a/.s3keep"],
         "request_id": "req-1",
     }
+
+
+def test_only_workspace_prefixes_are_marked_and_each_skip_is_logged(
+    world: Any, function: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fn, requests = function
+    keys = {
+        "ws1/a/b.txt": True,
+        # A platform service's own prefix of the shared bucket (components/marker_function.py).
+        "workflow-harvester/runs/r1/out.json": False,
+        "workflow-harvester2/a/b.txt": True,  # a workspace merely named like its start
+        "Uploads/a/b.txt": False,  # no workspace has that name (ws-Uploads is no namespace)
+        "bad--name/a/b.txt": False,
+    }
+    for key in keys:
+        world.put(key)
+    stats = harness.drain(world, fn.handle)
+    assert stats.failed_events == []
+    assert world.markers() == harness.required_markers(k for k, marked in keys.items() if marked)
+    assert all(k.split("/")[0] in ("ws1", "workflow-harvester2") for k in requests.object_keys())
+    skipped = [
+        entry
+        for entry in map(json.loads, capsys.readouterr().out.splitlines())
+        if entry["message"] == "not a workspace prefix: nothing marked"
+    ]
+    assert sorted((e["prefix"], e["platform_prefix"]) for e in skipped) == [
+        ("Uploads", False),
+        ("bad--name", False),
+        ("workflow-harvester", True),
+    ]

@@ -133,39 +133,116 @@ def _steps(capsys) -> list[str]:
     return [line for line in lines if not line.startswith("#")]
 
 
-def test_release_never_replaces_and_the_disk_outlives_a_failed_install(
+def test_release_never_replaces_and_the_disk_outlives_its_claim(
     dev_release, dev_program, capsys
 ) -> None:
-    inputs, documents = dev_release
+    inputs, _ = dev_release
     # updateResource replaces (delete + create) only with --force.
     assert not inputs.get("forceUpdate")
     steps = _steps(capsys)
     assert all(" delete " not in s and " replace " not in s and " apply " not in s for s in steps)
-    exposed = inputs.get("atomic") and not adopt_release.kept_on_uninstall(
-        adopt_release.hub_db_pvc(documents)
-    )
+    # `keep` guards only a Helm uninstall; a deleted namespace deletes the claim, and a
+    # dynamically provisioned volume goes with its claim unless it is Retain: always first.
     retain = [s for s in steps if "persistentVolumeReclaimPolicy" in s]
-    if exposed:
-        # A failed atomic install would delete the claim: the disk is kept first of all.
-        assert retain == [steps[0]] and '"Retain"' in steps[0]
-        assert "get pvc hub-db-dir -o jsonpath='{.spec.volumeName}'" in steps[0]
-    else:
-        assert retain == []
+    assert retain == [steps[0]] and '"Retain"' in steps[0]
+    assert "get pvc hub-db-dir -o jsonpath='{.spec.volumeName}'" in steps[0]
 
 
-def test_an_atomic_release_without_keep_gets_the_retain_step(
-    dev_release, monkeypatch, capsys
+def _running(documents: list[dict]) -> dict[tuple[str, str], dict]:
+    """The chart's objects as the API server returns them after ArgoCD applied the same render:
+    server-set fields added (ids, status, a Service's clusterIP, the claim's class and volume)."""
+    live = {}
+    for doc in documents:
+        obj = copy.deepcopy(doc)
+        obj["metadata"].update(uid="6f1c", resourceVersion="4711", namespace="jupyter")
+        if obj["kind"] == "Service":
+            obj["spec"].setdefault("clusterIP", "10.100.7.12")
+        if obj["kind"] == "PersistentVolumeClaim":
+            obj["spec"].update(storageClassName="gp2", volumeName="pvc-0b1e7c2a")
+        if obj["kind"] == "Deployment":
+            obj["status"] = {"replicas": 1}
+        live[(obj["kind"], obj["metadata"]["name"])] = obj
+    return live
+
+
+def _apply(monkeypatch, live: dict[tuple[str, str], dict], capsys) -> tuple[int, list, str]:
+    ran: list = []
+    monkeypatch.setattr(adopt_release, "read_live", lambda ctx, o: live.get((o.kind, o.name)))
+    monkeypatch.setattr(adopt_release.subprocess, "run", lambda *a, **k: ran.append(a))
+    code = adopt_release.main(["dev", "--apply"])
+    return code, ran, capsys.readouterr().err
+
+
+def test_objects_rendered_as_the_chart_renders_them_are_adopted(
+    dev_release, dev_program, monkeypatch, capsys
 ) -> None:
-    inputs, _ = dev_release
-    values = copy.deepcopy(inputs["values"])
-    values["hub"].setdefault("db", {}).setdefault("pvc", {})["annotations"] = {}
-    for atomic, expected in ((True, 1), (False, 0)):
-        changed = {**inputs, "atomic": atomic, "values": values}
-        monkeypatch.setattr(
-            adopt_release, "_release_from_program", lambda stack, c=changed: (c, c["values"])
+    _, documents = dev_release
+    assert (
+        adopt_release.adoption_refusals(
+            documents, "jupyter", lambda o: _running(documents).get((o.kind, o.name))
         )
-        steps = _steps(capsys)
-        assert sum("persistentVolumeReclaimPolicy" in s for s in steps) == expected
+        == []
+    )
+    code, ran, err = _apply(monkeypatch, _running(documents), capsys)
+    assert (code, err) == (0, "")
+    assert len(ran) == 1 + 2 * len(adopt_release.release_objects(documents, "jupyter"))
+
+
+def _edit_selector(live: dict) -> None:
+    # ArgoCD's Application rendered the chart as release `jhub`: every selector says so.
+    for name in ("hub", "proxy"):
+        live[("Deployment", name)]["spec"]["selector"]["matchLabels"]["release"] = "jhub"
+
+
+def _edit_role_ref(live: dict) -> None:
+    live[("RoleBinding", "hub")]["roleRef"]["name"] = "jhub-hub"
+
+
+def _drop_claim(live: dict) -> None:
+    del live[("PersistentVolumeClaim", "hub-db-dir")]
+
+
+def _immutable_secret(live: dict) -> None:
+    live[("Secret", "hub")]["immutable"] = True
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (
+            _edit_selector,
+            [
+                'deployment.apps/hub: spec.selector {"matchLabels": {"app": "jupyterhub", '
+                '"component": "hub", "release": "jhub"}} -> {"matchLabels": {"app": '
+                '"jupyterhub", "component": "hub", "release": "jupyterhub"}}',
+                "deployment.apps/proxy: spec.selector",
+            ],
+        ),
+        (_edit_role_ref, ["rolebinding.rbac.authorization.k8s.io/hub: roleRef"]),
+        (_drop_claim, ["persistentvolumeclaim/hub-db-dir: not found"]),
+        (_immutable_secret, ["secret/hub: the live object is immutable: true"]),
+    ],
+)
+def test_a_field_the_api_server_will_not_change_stops_the_adoption_before_anything_runs(
+    dev_release, dev_program, monkeypatch, capsys, edit, expected
+) -> None:
+    _, documents = dev_release
+    live = _running(documents)
+    edit(live)
+    code, ran, err = _apply(monkeypatch, live, capsys)
+    assert (code, ran) == (1, [])
+    reasons = [line.strip() for line in err.splitlines()[1:]]
+    assert len(reasons) == len(expected)
+    for reason, start in zip(reasons, expected, strict=True):
+        assert reason.startswith(start), reason
+
+
+def test_a_service_whose_cluster_ip_the_chart_pins_differently_is_refused() -> None:
+    rendered = {"kind": "Service", "spec": {"clusterIP": "None"}}
+    live = {"kind": "Service", "spec": {"clusterIP": "10.100.7.12"}}
+    assert adopt_release.immutable_conflicts(rendered, live) == [
+        "spec.clusterIP '10.100.7.12' -> 'None'"
+    ]
 
 
 def test_no_generated_secret_reaches_the_output(dev_program, capsys) -> None:

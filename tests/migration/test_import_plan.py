@@ -270,3 +270,43 @@ def test_the_bucket_is_imported_only_where_the_stack_manages_it(
         "aws:s3/bucketVersioning:BucketVersioning": bucket,
     }
     assert not bucket.startswith("arn:")
+
+
+@pytest.mark.parametrize(
+    "audiences, refused",
+    [
+        (["eodh-workspaces"], False),
+        (["eodh-workspaces", "workflow-harvester"], True),
+    ],
+    ids=["program-audience-only", "platform-audience-too"],
+)
+def test_importing_never_shrinks_the_providers_client_list(
+    tmp_path: Path, monkeypatch, capsys, audiences: list[str], refused: bool
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    settings = _settings("dev")
+    # moto makes the provider in its account: the stack's, so the ARN is the plan's id.
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", settings.aws_account)
+    ran: list = []
+    monkeypatch.setattr(import_plan.subprocess, "run", lambda *a, **k: ran.append(a) or _Done())
+    with mock_aws():
+        iam = boto3.client("iam", region_name="eu-west-2")
+        arn = iam.create_open_id_connect_provider(
+            Url=settings.keycloak_issuer, ClientIDList=audiences
+        )["OpenIDConnectProviderArn"]
+        monkeypatch.setattr(import_plan, "_iam_client", lambda s: iam)
+        code = import_plan.main(["dev", "--out", str(tmp_path), "--run-import"])
+    err = capsys.readouterr().err
+    if refused:
+        assert (code, ran) == (1, [])
+        assert f"{arn} also trusts ['workflow-harvester']" in err
+        assert f"keycloakProviderArn: {arn} in Pulumi.dev.yaml" in err
+    else:
+        assert (code, err) == (0, "")
+        assert len(ran) == 1 and ran[0][0][:2] == ["pulumi", "import"]
+
+
+class _Done:
+    returncode = 0

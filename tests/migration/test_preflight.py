@@ -501,6 +501,36 @@ def test_header_guard_needs_snippets_allowed_at_critical_risk(env, data, wrong) 
     )
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"enable-underscores-in-headers": "true"},
+        {"enable-underscores-in-headers": "1"},
+        {"ignore-invalid-headers": "false"},
+        # mapstructure decodes an empty string as false: the default `on` is lost.
+        {"ignore-invalid-headers": ""},
+        {"ignore-invalid-headers": "no"},
+    ],
+)
+def test_header_guard_fails_where_nginx_passes_underscored_names(env, setting) -> None:
+    data = env["kube"].state["configmaps"][("ingress-nginx", "ingress-nginx-controller")]
+    data.update(setting)
+    ((key, value),) = setting.items()
+    _failed(
+        _run(env),
+        "ingress-controller-header-guard",
+        f"{{'{key}': '{value}'}}",
+        "Remote_User",
+        '"enable-underscores-in-headers": "false"',
+    )
+
+
+def test_header_guard_passes_with_the_controllers_defaults_spelt_out(env) -> None:
+    data = env["kube"].state["configmaps"][("ingress-nginx", "ingress-nginx-controller")]
+    data.update({"enable-underscores-in-headers": "False", "ignore-invalid-headers": "TRUE"})
+    assert _run(env)["ingress-controller-header-guard"].ok
+
+
 def test_header_guard_without_controller_configmap(env) -> None:
     env["kube"].state["configmaps"] = {}
     _failed(_run(env), "ingress-controller-header-guard", "not found", "--ingress-configmap")
@@ -676,10 +706,10 @@ def test_managed_bucket_new_or_adopted(env) -> None:
     )
 
 
-def _provider(env) -> str:
+def _provider(env, audiences: tuple[str, ...] = ("eodh-workspaces",)) -> str:
     iam = env["clients"].client("iam")
     url = env["settings"].keycloak_issuer
-    return iam.create_open_id_connect_provider(Url=url, ClientIDList=["eodh-workspaces"])[
+    return iam.create_open_id_connect_provider(Url=url, ClientIDList=list(audiences))[
         "OpenIDConnectProviderArn"
     ]
 
@@ -698,6 +728,29 @@ def test_provider_to_be_created_must_be_absent_unless_adopted(env) -> None:
     _provider(env)
     _failed(_run(env), "keycloak-oidc-provider", "already exists", "EntityAlreadyExists")
     assert _run(env, adopting=True)["keycloak-oidc-provider"].ok
+
+
+def test_a_provider_other_services_trust_is_never_imported_to_be_shrunk(env) -> None:
+    # The realm's provider as the platform made it: its own services' audiences beside ours.
+    arn = _provider(env, ("eodh-workspaces", "workflow-harvester", "sts.amazonaws.com"))
+    _failed(
+        _run(env, adopting=True),
+        "keycloak-oidc-provider",
+        "also trusts ['sts.amazonaws.com', 'workflow-harvester']",
+        f"keycloakProviderArn: {arn} in Pulumi.prod.yaml",
+    )
+    # Referenced, the stack never writes it: every audience stays.
+    assert _run(env, keycloak_provider_arn=arn)["keycloak-oidc-provider"].ok
+
+
+def test_a_referenced_provider_must_trust_the_notebook_roles_audience(env) -> None:
+    arn = _provider(env, ("workflow-harvester",))
+    _failed(
+        _run(env, keycloak_provider_arn=arn),
+        "keycloak-oidc-provider",
+        "not the notebook role's audience 'eodh-workspaces'",
+        "add-client-id-to-open-id-connect-provider",
+    )
 
 
 def test_reserved_concurrency_unaffordable(env) -> None:

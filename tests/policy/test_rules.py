@@ -608,14 +608,21 @@ def test_missing_jupyter_namespace_fails():
 
 # --- Protection ----------------------------------------------------------------------------
 
+PROTECTED_TYPES = [
+    eodh_policies.BUCKET,
+    eodh_policies.OIDC_PROVIDER,
+    "kubernetes:core/v1:Namespace",
+    "kubernetes:helm.sh/v3:Release",
+]
 
-@pytest.mark.parametrize("type_", [eodh_policies.BUCKET, eodh_policies.OIDC_PROVIDER])
+
+@pytest.mark.parametrize("type_", PROTECTED_TYPES)
 def test_protected_data_in_a_protected_stack_passes(type_):
     resource = Declared(type_, "data", {}, protect=True, urn=urn(type_, "data", stack="prod"))
     assert violations_of("protected-data", [resource]) == []
 
 
-@pytest.mark.parametrize("type_", [eodh_policies.BUCKET, eodh_policies.OIDC_PROVIDER])
+@pytest.mark.parametrize("type_", PROTECTED_TYPES)
 def test_unprotected_data_in_a_protected_stack_fails(type_):
     resource = Declared(type_, "data", {}, protect=False, urn=urn(type_, "data", stack="staging"))
     message = only_message("protected-data", [resource])

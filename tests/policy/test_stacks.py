@@ -48,7 +48,12 @@ def test_check_resources_passes_every_rendered_stack(stack: str):
     # The stack argument decides protection when the dicts carry no URN.
     unprotected = [d | {"urn": "", "protect": False} for d in rendered]
     fired = {v.rule for v in check_resources(unprotected, stack="prod")}
-    guarded = {eodh_policies.BUCKET, eodh_policies.OIDC_PROVIDER}
+    guarded = {
+        eodh_policies.BUCKET,
+        eodh_policies.OIDC_PROVIDER,
+        eodh_policies.NAMESPACE,
+        eodh_policies.HELM_RELEASE,
+    }
     if any(d["type"] in guarded for d in rendered):
         assert "protected-data" in fired
     else:
@@ -173,7 +178,13 @@ def test_protected_stacks_keep_their_data_protected(protected_stack: str):
     protected = [
         r.name
         for r in recording.resources
-        if r.type in (eodh_policies.BUCKET, eodh_policies.OIDC_PROVIDER)
+        if r.type
+        in (
+            eodh_policies.BUCKET,
+            eodh_policies.OIDC_PROVIDER,
+            eodh_policies.NAMESPACE,
+            eodh_policies.HELM_RELEASE,
+        )
     ]
     assert protected, "no bucket or identity provider to protect"
     unprotected = [declared(r) for r in recording.resources]

@@ -161,6 +161,7 @@ def test_function_may_only_write_markers_log_and_report(
             "s3:PutObject",
             [f"arn:aws:s3:::{bucket}//*", f"arn:aws:s3:::{bucket}/*//*"],
         ),
+        ("Deny", "s3:PutObject", [f"arn:aws:s3:::{bucket}/workflow-harvester/*"]),
         (
             "Allow",
             ["logs:CreateLogStream", "logs:PutLogEvents"],

@@ -189,6 +189,17 @@ def test_bad_config_fails_clearly_before_any_resource(key: str, value: object, n
     assert recording.resources == [], "a resource was registered despite bad config"
 
 
+def test_one_client_for_login_and_workspaces_is_refused() -> None:
+    config = _mutated("staging", f"{P}hubClientId", "jupyter")
+    config[f"{P}workspacesClientId"] = "jupyter"
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config, "staging")
+    assert str(raised.value).startswith("Pulumi.staging.yaml:")
+    (problem,) = raised.value.problems
+    assert problem.startswith(f"{P}workspacesClientId: expected a client other than {P}hubClientId")
+    assert '"jupyter", the same as hubClientId' in problem
+
+
 def test_bad_config_corpus_is_large_enough() -> None:
     assert len(BAD_CONFIGS) >= 15
 

@@ -135,6 +135,9 @@ def test_rule_matches_only_this_buckets_object_created_events(
         "a file named like a marker": (_s3_event(bucket, "ws1/a/x.s3keep"), True),
         "a console folder": (_s3_event(bucket, "ws1/a/b/"), True),
         "a marker": (_s3_event(bucket, "ws1/a/.s3keep"), False),
+        # The platform's own prefix of the shared bucket is no workspace.
+        "a platform service's file": (_s3_event(bucket, "workflow-harvester/r/x.json"), False),
+        "a workspace named like its start": (_s3_event(bucket, "workflow-harvester2/a/b"), True),
         "another bucket": (_s3_event(other, "ws1/a/b.txt"), False),
         "a deletion": (_s3_event(bucket, "ws1/a/b.txt", "Object Deleted"), False),
         "a restore": (_s3_event(bucket, "ws1/a/b.txt", "Object Restore Completed"), False),

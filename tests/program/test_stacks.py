@@ -41,6 +41,18 @@ def test_namespace_is_meshed_by_linkerd(recording: Recording) -> None:
     assert metadata["labels"]["app.kubernetes.io/part-of"] == "eodh-jupyterhub"
 
 
+def test_namespace_and_release_survive_a_destroy_where_data_is_protected(
+    recording: Recording, stack: str
+) -> None:
+    # Deleting the namespace deletes the hub database claim in it, whatever Helm's `keep`
+    # says; a deleted release uninstalls the hub. Literal list: the stack files' protectData.
+    protected = stack in {"prod", "staging"}
+    (namespace,) = recording.of_type("kubernetes:core/v1:Namespace")
+    (release,) = recording.of_type("kubernetes:helm.sh/v3:Release")
+    for resource in (namespace, release):
+        assert (resource.protect, resource.retain_on_delete) == (protected, protected)
+
+
 def test_hub_cluster_role_has_exactly_the_spawner_rules(recording: Recording) -> None:
     # Why each verb: components/rbac.py; proved against KubeSpawner in test_hub_rbac.py.
     (role,) = recording.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
