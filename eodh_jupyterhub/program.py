@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.admission import HubAdmission, HubAdmissionArgs
 from components.external_secrets import (
     OAUTH_CLIENT_SECRET_KEY,
     WORKSPACES_CLIENT_SECRET_KEY,
@@ -32,6 +33,8 @@ from .stack_config import PROJECT_ROOT
 def jupyterhub_program(settings: Settings) -> None:
     namespace = JupyterNamespace("jupyter", JupyterNamespaceArgs(name=settings.namespace))
     rbac = HubRbac("hub-rbac", HubRbacArgs(namespace=namespace.name))
+    # Declared beside the RBAC it narrows, before the hub that it constrains.
+    admission = HubAdmission("hub-admission", HubAdmissionArgs(namespace=namespace.name))
     hub_secrets = GeneratedHubSecrets("hub-secrets")
     oauth_secrets = OAuthClientSecrets(
         "oauth-client-secrets",
@@ -95,7 +98,7 @@ def jupyterhub_program(settings: Settings) -> None:
             platform_domain=settings.platform_domain,
             workspaces_domain=settings.workspaces_domain,
             tls_secret_name=settings.tls_secret_name,
-            depends_on=[namespace, rbac, hub_secrets, oauth_secrets],
+            depends_on=[namespace, rbac, admission, hub_secrets, oauth_secrets],
         ),
     )
     markers = MarkerFunction(
