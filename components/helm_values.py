@@ -326,6 +326,14 @@ def build_values(inputs: HubValuesInputs) -> dict[str, Any]:
             "removeNamedServers": False,
         },
         "ingress": {"enabled": False},
+        # The chart's own hub Role (templates/hub/rbac.yaml) grants get/list/watch/create/
+        # delete on pods, claims, secrets and services in the release namespace: Secrets
+        # there include the TLS key and the OAuth clients'. With user namespaces KubeSpawner
+        # works only through the ClusterRole (components/rbac.py) in ws-*, so nothing here
+        # needs the Role. rbac.create also gates the user scheduler's RBAC (disabled above)
+        # and nothing else in z2jh 4.2.0; the hub's service account stays
+        # (hub.serviceAccount.create).
+        "rbac": {"create": False},
     }
 
 

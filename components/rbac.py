@@ -26,7 +26,9 @@ from .labels import standard_labels
 #   the whole workspace's home, so the API refuses it even if that setting is turned back on.
 # - events: `list` and `watch` (the event reflector: list_event_for_all_namespaces).
 # Kubernetes RBAC cannot scope a ClusterRole to a namespace-name pattern, so the binding is
-# cluster-wide; no wildcard verb or resource is granted.
+# cluster-wide; no wildcard verb or resource is granted. components/admission.py refuses
+# every write of this account outside ws-* and any pod that could reach the node. The
+# chart's own namespaced Role is off (helm_values: rbac.create false).
 HUB_RULES: list[dict[str, list[str]]] = [
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "delete", "list", "watch"]},

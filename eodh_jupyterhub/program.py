@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.admission import HubAdmission, HubAdmissionArgs
 from components.external_secrets import (
     OAUTH_CLIENT_SECRET_KEY,
     WORKSPACES_CLIENT_SECRET_KEY,
@@ -34,6 +35,8 @@ def jupyterhub_program(settings: Settings) -> None:
         "jupyter", JupyterNamespaceArgs(name=settings.namespace, protect=settings.protect_data)
     )
     rbac = HubRbac("hub-rbac", HubRbacArgs(namespace=namespace.name))
+    # Declared beside the RBAC it narrows, before the hub that it constrains.
+    admission = HubAdmission("hub-admission", HubAdmissionArgs(namespace=namespace.name))
     hub_secrets = GeneratedHubSecrets("hub-secrets")
     oauth_secrets = OAuthClientSecrets(
         "oauth-client-secrets",
@@ -98,7 +101,7 @@ def jupyterhub_program(settings: Settings) -> None:
             hub_extra_hosts=settings.hub_extra_hosts,
             tls_secret_name=settings.tls_secret_name,
             protect=settings.protect_data,
-            depends_on=[namespace, rbac, hub_secrets, oauth_secrets],
+            depends_on=[namespace, rbac, admission, hub_secrets, oauth_secrets],
         ),
     )
     markers = MarkerFunction(

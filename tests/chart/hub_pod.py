@@ -223,6 +223,7 @@ def spawn_in_workspace(
     release: RenderedRelease, workdir: Path, *, username: str, workspace: str
 ) -> Spawn:
     from jupyterhub.app import JupyterHub
+    from jupyterhub.utils import maybe_future
     from kubernetes_asyncio.client import ApiClient
 
     root = workdir / "hub-pod"
@@ -256,7 +257,11 @@ def spawn_in_workspace(
             with mock.patch.object(spawner.api, "create_namespace", create_namespace):
                 await spawner._ensure_namespace()
             (namespace,) = created
+            # As KubeSpawner 7.1's _start does (spawner.py l. 3264-3267): the manifest,
+            # then the configured modify_pod_hook.
             pod = await spawner.get_pod_manifest()
+            if spawner.modify_pod_hook:
+                pod = await maybe_future(spawner.modify_pod_hook(spawner, pod))
             async with ApiClient() as client:
                 pod_object = client.sanitize_for_serialization(pod)
             return Spawn(

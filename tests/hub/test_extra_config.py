@@ -32,6 +32,7 @@ def test_files_run_in_name_order():
         "1_configure_jupyterhub.py",
         "2_configure_authenticator.py",
         "3_configure_spawner.py",
+        "4_workspace_homes.py",
     ]
 
 

@@ -137,6 +137,16 @@ BUILTIN = {
         "clusterrolebindings",
         False,
     ),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"): (
+        "admissionregistration.k8s.io",
+        "validatingadmissionpolicies",
+        False,
+    ),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"): (
+        "admissionregistration.k8s.io",
+        "validatingadmissionpolicybindings",
+        False,
+    ),
 }
 
 

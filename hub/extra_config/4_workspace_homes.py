@@ -1,0 +1,108 @@
+# ruff: noqa: F821 - `c` (and earlier files' names) come from the chart's config namespace
+"""Each member's HOME is their own; the workspace's shared folder is a folder inside it.
+
+A workspace's block store is one volume shared by its members
+(EO-DataHub/eodhp-workspace-manager internal/k8s/workspace.go: one EFS access point
+``/workspaces/<ws>`` with POSIX user 1000:1000 and PVC ``pvc-<ws>`` per workspace), and
+every member's server runs as that same uid. When that volume was every member's HOME, a
+member could plant whatever another member's server runs by itself: JupyterLab
+extensions and settings, Jupyter config and data dirs (kernel specs), IPython profiles and
+startup files, the Python user site, shell start-up files. So, in every notebook pod:
+
+  /home/jovyan            HOME: the subPath ``.homes/<user>-<key>`` of the workspace volume,
+                          private to the user; ``pip install --user`` persists here.
+  /home/jovyan/workspace  the whole workspace volume: what members share.
+  /home/jovyan/workspace/.homes
+                          an empty read-only volume over the homes, so no member reaches
+                          another's through the shared folder.
+
+``<key>`` is an HMAC of workspace and user name under the hub's crypt key: a member cannot
+name another's home in advance, so nothing can be planted there from a server still
+running the old layout (every member could write ``.homes`` then) or made before it. The
+volume's pre-existing contents (old shared dotfiles included) are now under ``workspace/``,
+shared as before, and no longer read at start-up.
+
+Nothing runs from the shared folder unless a user runs it: Jupyter and IPython read no
+config from the working directory (jupyter_core >= 4.11.2, IPython >= 8.0.1).
+"""
+
+import hashlib
+import hmac
+import os
+
+EODH_HOME = "/home/jovyan"
+EODH_SHARED_FOLDER = "workspace"
+EODH_HOMES_DIR = ".homes"
+EODH_HOMES_MASK_VOLUME = "eodh-homes-mask"
+EODH_NOTEBOOK_CONTAINER = "notebook"
+
+
+def _eodh_home_key():
+    """The hub's first crypt key, or None (then no server can start: see below).
+
+    The chart sets c.CryptKeeper.keys before extra config runs (files/hub/
+    jupyterhub_config.py l. 478); a hub run outside the chart has JUPYTERHUB_CRYPT_KEY.
+    """
+    # Item access: c.CryptKeeper is a dict, so c.CryptKeeper.keys is its method.
+    configured = c.CryptKeeper.get("keys", [])
+    from_env = os.environ.get("JUPYTERHUB_CRYPT_KEY", "").split(";")
+    keys = [k for k in [*configured, *from_env] if k]
+    if not keys:
+        return None
+    return keys[0] if isinstance(keys[0], bytes) else keys[0].encode()
+
+
+_eodh_home_secret = _eodh_home_key()
+
+
+def eodh_home_subpath(workspace: str, username: str, secret=None) -> str:
+    """The user's home inside the workspace volume; unguessable without the hub's key."""
+    secret = secret or _eodh_home_secret
+    if not secret:
+        raise RuntimeError("EODH hub configuration: no crypt key to derive home folders from")
+    mac = hmac.new(secret, f"eodh-home\0{workspace}\0{username}".encode(), hashlib.sha256)
+    return f"{EODH_HOMES_DIR}/{username}-{mac.hexdigest()[:24]}"
+
+
+def eodh_private_home(spawner, pod):
+    """Split the workspace volume's one mount at HOME into private home + shared folder."""
+    from kubernetes_asyncio.client import V1EmptyDirVolumeSource, V1Volume, V1VolumeMount
+
+    workspace = spawner.user_options.get("workspace") if spawner.user_options else None
+    if not workspace:
+        raise RuntimeError("no workspace: refusing to build a pod without a private home")
+    (notebook,) = [c for c in pod.spec.containers if c.name == EODH_NOTEBOOK_CONTAINER]
+    homes = [m for m in notebook.volume_mounts or [] if m.mount_path == EODH_HOME]
+    if len(homes) != 1 or homes[0].sub_path:
+        raise RuntimeError(f"expected one whole-volume mount at {EODH_HOME}, got {homes}")
+    (home,) = homes
+    home.sub_path = eodh_home_subpath(workspace, spawner.user.name)
+    shared = f"{EODH_HOME}/{EODH_SHARED_FOLDER}"
+    notebook.volume_mounts += [
+        V1VolumeMount(name=home.name, mount_path=shared),
+        V1VolumeMount(
+            name=EODH_HOMES_MASK_VOLUME, mount_path=f"{shared}/{EODH_HOMES_DIR}", read_only=True
+        ),
+    ]
+    pod.spec.volumes = [
+        *(pod.spec.volumes or []),
+        V1Volume(
+            name=EODH_HOMES_MASK_VOLUME,
+            empty_dir=V1EmptyDirVolumeSource(medium="Memory", size_limit="1Mi"),
+        ),
+    ]
+    return pod
+
+
+_eodh_earlier_pod_hook = (
+    c.KubeSpawner.modify_pod_hook if "modify_pod_hook" in c.KubeSpawner else None
+)
+
+
+def eodh_modify_pod_with_private_home(spawner, pod):
+    if _eodh_earlier_pod_hook is not None:
+        pod = _eodh_earlier_pod_hook(spawner, pod)
+    return eodh_private_home(spawner, pod)
+
+
+c.KubeSpawner.modify_pod_hook = eodh_modify_pod_with_private_home

@@ -1,0 +1,172 @@
+"""Issue 18, section 1: code one member leaves cannot run as another.
+
+mallory and alice are members of workspace alpha; their pods are the ones KubeSpawner
+builds from the rendered chart (tests/chart/hub_pod.py, hub/extra_config included), laid
+out in real mount namespaces over one directory standing for alpha's shared volume
+(tests/chart/pod_mounts.py). From her pod, mallory plants in every place she can write
+that a start-up could read: her HOME, the shared folder, and any home she can see under
+it. Then real Jupyter, IPython, Python and bash start in alice's pod, and none may run or
+list what mallory planted. The same chart without hub/extra_config/4_workspace_homes.py
+(the workspace volume as every member's HOME) is the control: there every plant fires.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.chart.hub_pod import RenderedRelease, render_chart, render_release, spawn_in_workspace
+from tests.chart.pod_mounts import run_in_pod
+from tests.support.recordings import recording_for
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="mount namespaces need root"),
+]
+
+HOMES_FILE = "4_workspace_homes"
+BASE_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
+PYTHON_VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
+VENV_BIN = Path(sys.executable).parent
+PATH = f"{VENV_BIN}:{BASE_PYTHON.parent}:/usr/bin:/bin"
+
+# What fires, and the start-up that fires it (each a real program, in alice's pod).
+PLANTS = (
+    "labextension",
+    "kernelspec",
+    "jupyter_config",
+    "ipython_startup",
+    "user_site_pth",
+    "shadow_module",
+    "bashrc",
+)
+
+PLANT = r"""
+M="$1"
+plant() {
+  B="$1"
+  mkdir -p "$B/.local/share/jupyter/labextensions/evil-ext" || return 0
+  printf '{"name": "evil-ext", "version": "6.6.6", "jupyterlab": %s}' \
+    '{"_build": {"load": "static/remoteEntry.evil.js"}}' \
+    > "$B/.local/share/jupyter/labextensions/evil-ext/package.json"
+  mkdir -p "$B/.local/share/jupyter/kernels/evil"
+  printf '{"argv": ["python", "-c", "pass"], "display_name": "Evil", "language": "python"}' \
+    > "$B/.local/share/jupyter/kernels/evil/kernel.json"
+  mkdir -p "$B/.jupyter" && echo "open('$M/jupyter_config', 'w')" > "$B/.jupyter/jupyter_config.py"
+  mkdir -p "$B/.ipython/profile_default/startup"
+  echo "open('$M/ipython_startup', 'w')" > "$B/.ipython/profile_default/startup/00-evil.py"
+  S="$B/.local/lib/PYVER/site-packages" && mkdir -p "$S"
+  echo "import os; open('$M/user_site_pth', 'w')" > "$S/evil.pth"
+  echo "open('$M/shadow_module', 'w')" > "$S/requests.py"
+  echo "touch '$M/bashrc'" >> "$B/.bashrc"
+}
+plant "$HOME"
+plant "$HOME/workspace"
+for home in "$HOME"/workspace/.homes/*/; do [ -d "$home" ] && plant "$home"; done
+touch "$HOME/workspace/.homes/planted" 2>/dev/null && echo "HOMES-WRITABLE" || true
+""".replace("PYVER", PYTHON_VERSION)
+
+PROBE = f"""
+M="$1"
+jupyter labextension list 2>&1 | grep -q evil-ext && touch "$M/labextension"
+jupyter kernelspec list --json 2>/dev/null | grep -q '"evil"' && touch "$M/kernelspec"
+python -m IPython -c pass >/dev/null 2>&1
+{BASE_PYTHON} -c 'import requests' >/dev/null 2>&1
+bash -i -c true </dev/null >/dev/null 2>&1
+true
+"""
+
+
+def _pods(release: RenderedRelease, workdir: Path) -> dict[str, dict[str, Any]]:
+    return {
+        user: spawn_in_workspace(release, workdir / user, username=user, workspace="alpha").pod
+        for user in ("mallory", "alice")
+    }
+
+
+@pytest.fixture(scope="module")
+def release() -> RenderedRelease:
+    return render_release(recording_for("dev"))
+
+
+@pytest.fixture(scope="module")
+def pods(release: RenderedRelease, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _pods(release, tmp_path_factory.mktemp("pods"))
+
+
+@pytest.fixture(scope="module")
+def shared_home_pods(
+    release: RenderedRelease, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    values = copy.deepcopy(release.values)
+    del values["hub"]["extraConfig"][HOMES_FILE]
+    without = render_chart(values, release.name, release.namespace)
+    return _pods(without, tmp_path_factory.mktemp("shared-home-pods"))
+
+
+def _attack(pods: dict[str, Any], tmp_path: Path) -> tuple[set[str], str]:
+    claims = {"pvc-alpha": tmp_path / "efs-alpha"}
+    claims["pvc-alpha"].mkdir()
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    # alice has used her server before: her home exists when mallory looks for it.
+    assert run_in_pod(pods["alice"], claims, "true", path=PATH).returncode == 0
+    planted = run_in_pod(
+        pods["mallory"], claims, f"bash -c {shlex.quote(PLANT)} plant {markers}", path=PATH
+    )
+    assert planted.returncode == 0, planted.stderr
+    probed = run_in_pod(
+        pods["alice"], claims, f"bash -c {shlex.quote(PROBE)} probe {markers}", path=PATH
+    )
+    assert probed.returncode == 0, probed.stderr
+    return {p.name for p in markers.iterdir()}, planted.stdout
+
+
+def test_nothing_mallory_plants_runs_in_alices_server(pods: dict[str, Any], tmp_path: Path) -> None:
+    fired, out = _attack(pods, tmp_path)
+    assert fired == set()
+    assert "HOMES-WRITABLE" not in out
+    # mallory's plants did land in the shared folder: it is still shared.
+    assert (tmp_path / "efs-alpha" / ".local/share/jupyter/labextensions/evil-ext").is_dir()
+
+
+def test_with_the_volume_as_every_home_each_plant_fires(
+    shared_home_pods: dict[str, Any], tmp_path: Path
+) -> None:
+    fired, _ = _attack(shared_home_pods, tmp_path)
+    assert fired == set(PLANTS)
+
+
+def test_user_installs_persist_per_user(pods: dict[str, Any], tmp_path: Path) -> None:
+    claims = {"pvc-alpha": tmp_path / "efs-alpha"}
+    claims["pvc-alpha"].mkdir()
+    site = f".local/lib/{PYTHON_VERSION}/site-packages"
+    install = f"mkdir -p ~/{site} && echo 'VALUE = 42' > ~/{site}/alices_package.py"
+    assert run_in_pod(pods["alice"], claims, install, path=PATH).returncode == 0
+    use = f"{BASE_PYTHON} -c 'import alices_package; print(alices_package.VALUE)'"
+    # A later server of alice's (a new pod, same volume) still has it; mallory's does not.
+    assert run_in_pod(pods["alice"], claims, use, path=PATH).stdout.strip() == "42"
+    assert run_in_pod(pods["mallory"], claims, use, path=PATH).returncode != 0
+    # Shared files are shared both ways.
+    share = "echo hello > ~/workspace/notes.txt"
+    assert run_in_pod(pods["mallory"], claims, share, path=PATH).returncode == 0
+    read = run_in_pod(pods["alice"], claims, "cat ~/workspace/notes.txt", path=PATH)
+    assert read.stdout == "hello\n"
+
+
+def test_each_home_has_its_own_unguessable_folder(pods: dict[str, Any]) -> None:
+    def home_subpath(pod: dict[str, Any]) -> str:
+        (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "notebook"]
+        (home,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/home/jovyan"]
+        return home["subPath"]
+
+    alice, mallory = home_subpath(pods["alice"]), home_subpath(pods["mallory"])
+    assert alice.startswith(".homes/alice-") and mallory.startswith(".homes/mallory-")
+    # 24 hex characters of an HMAC under the hub's crypt key, not the name alone.
+    assert len(alice.rsplit("-", 1)[1]) == 24
