@@ -187,7 +187,18 @@ def test_readme_names_the_pinned_node_and_no_other():
 
 # --- .ci/run refuses another Node before doing anything --------------------------------------
 
-SHIMMED = ("git", "make", "uv", "apt-get", "python3", "pip", "npm", "chromium", "chromedriver")
+SHIMMED = (
+    "git",
+    "make",
+    "uv",
+    "apt-get",
+    "dpkg-query",
+    "python3",
+    "pip",
+    "npm",
+    "chromium",
+    "chromedriver",
+)
 
 
 # The base tools a shell script may use; linked one by one so that no real node, npm or uv on
