@@ -13,7 +13,7 @@ PYTEST_WORKERS ?= -n auto --dist loadfile
 A ?= staging
 B ?= prod
 
-.PHONY: setup render check diff test lint format bench clean import-plan preflight screenshots system-packages
+.PHONY: setup render check diff test lint format bench clean import-plan preflight smoke screenshots system-packages
 
 setup: ## Install the locked Python environment and the Node test tools
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet --disable-pip-version-check uv
@@ -50,6 +50,9 @@ import-plan: setup ## What `pulumi import` must adopt before the first up (STACK
 
 preflight: setup ## Read-only checks of the live environment before any up (STACK=...; PREFLIGHT_ARGS=--adopting for an ArgoCD-run one)
 	$(RUN) python -m tools.preflight $(STACK) $(PREFLIGHT_ARGS)
+
+smoke: setup ## Read-only checks that a deployed environment works (STACK=...; after every up; SMOKE_HUB_TOKEN, PULUMI_STACK_NAME)
+	$(RUN) python -m tools.smoke $(STACK) $(SMOKE_ARGS)
 
 screenshots: setup ## Refresh the README's spawn-page screenshots in docs/screenshots/ (headless Chromium)
 	EODH_SCREENSHOTS=docs/screenshots $(RUN) pytest -q -p no:cacheprovider tests/hub/test_spawn_browser.py
