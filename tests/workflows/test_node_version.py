@@ -151,7 +151,11 @@ def runs(job: dict) -> str:
 
 def needs_node(job: dict) -> bool:
     # make setup/test/check run `npm ci` and the Node test tools.
-    return bool(re.search(r"\bmake (test|setup|check|render|bench)\b|\bnpm\b|\bnode\b", runs(job)))
+    return bool(
+        re.search(
+            r"\bmake (test|setup|check|render|bench|smoke|preflight)\b|\bnpm\b|\bnode\b", runs(job)
+        )
+    )
 
 
 def test_workflows_install_the_pinned_node_and_no_other():
