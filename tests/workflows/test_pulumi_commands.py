@@ -284,6 +284,8 @@ ACTION_INPUTS = frozenset(
         "upsert",
         "edit-pr-comment",
         "color",
+        # v6.6.1 action.yml: the diff in the job's summary (the drift workflow).
+        "comment-on-summary",
     ]
 )
 ACTION_COMMANDS = {"up": "up", "update": "up", "preview": "preview", "refresh": "refresh"}
@@ -451,6 +453,8 @@ def action_invocation(where: str, step: dict) -> Invocation:
         argv += ["--policy-pack", pack]
     if str(inputs.get("refresh", "false")).lower() == "true":
         argv.append("--refresh")
+    if str(inputs.get("expect-no-changes", "false")).lower() == "true":
+        argv.append("--expect-no-changes")
     if inputs.get("cloud-url"):
         argv += ["login", inputs["cloud-url"]]  # so the backend check sees it
     return Invocation(where, argv)

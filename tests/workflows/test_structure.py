@@ -204,6 +204,31 @@ def test_dev3_deploys_only_on_manual_dispatch():
     assert [name for name, job in jobs.items() if job["with"]["stack"] == "dev3"] == ["dev3"]
 
 
+# --- drift ----------------------------------------------------------------------------------
+
+
+def test_drift_previews_every_stack_with_refresh_and_changes_nothing():
+    workflow = load("drift.yml")
+    assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
+    (job,) = workflow["jobs"].values()
+    assert sorted(job["strategy"]["matrix"]["stack"]) == sorted(stack_names())
+    assert job["strategy"]["fail-fast"] is False, "one stack's drift must not hide another's"
+    # Its own environments: the deploy ones would make it wait for prod's reviewers.
+    assert job["environment"] == "drift-${{ matrix.stack }}"
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    (aws,) = steps_using(job, AWS_ACTION)
+    assert aws["with"]["role-to-assume"] == "${{ vars.AWS_DRIFT_ROLE_ARN }}"
+    (step,) = steps_using(job, PULUMI_ACTION)
+    inputs = step["with"]
+    assert inputs["command"] == "preview"
+    assert inputs["stack-name"] == "${{ vars.PULUMI_ORG }}/${{ matrix.stack }}"
+    assert inputs["refresh"] is True and inputs["expect-no-changes"] is True
+    assert inputs["comment-on-summary"] is True
+    assert "policyPacks" not in inputs
+    commands = [line for line in run_lines(job) if "pulumi" in line]
+    assert commands == [], "nothing but the action's preview may touch the stack"
+
+
 # --- every workflow --------------------------------------------------------------------------
 
 
