@@ -13,7 +13,7 @@ PYTEST_WORKERS ?= -n auto --dist loadfile
 A ?= staging
 B ?= prod
 
-.PHONY: setup render check diff test lint format bench clean import-plan preflight screenshots
+.PHONY: setup render check diff test lint format bench clean import-plan preflight smoke screenshots system-packages
 
 setup: ## Install the locked Python environment and the Node test tools
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet --disable-pip-version-check uv
@@ -30,8 +30,11 @@ diff: setup ## What differs between two environments (A=staging B=prod)
 	$(RUN) python -m tools.render $(A) $(B) >/dev/null
 	$(RUN) python -m tools.diff $(A) $(B)
 
-test: setup ## Run the whole test suite (slow suites included)
+test: system-packages setup ## Run the whole test suite (slow suites included)
 	$(RUN) pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+system-packages: ## The Debian packages the tests drive (.ci/debian-packages): installed as root, else the command that does
+	@.ci/system-packages
 
 lint: ## ruff lint, format check and mypy
 	$(RUN) ruff check .
@@ -47,6 +50,9 @@ import-plan: setup ## What `pulumi import` must adopt before the first up (STACK
 
 preflight: setup ## Read-only checks of the live environment before any up (STACK=...; PREFLIGHT_ARGS=--adopting for an ArgoCD-run one)
 	$(RUN) python -m tools.preflight $(STACK) $(PREFLIGHT_ARGS)
+
+smoke: setup ## Read-only checks that a deployed environment works (STACK=...; after every up; SMOKE_HUB_TOKEN, PULUMI_STACK_NAME)
+	$(RUN) python -m tools.smoke $(STACK) $(SMOKE_ARGS)
 
 screenshots: setup ## Refresh the README's spawn-page screenshots in docs/screenshots/ (headless Chromium)
 	EODH_SCREENSHOTS=docs/screenshots $(RUN) pytest -q -p no:cacheprovider tests/hub/test_spawn_browser.py

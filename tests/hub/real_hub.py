@@ -28,6 +28,8 @@ from tests.support.hub_config import REPO_ROOT, TEMPLATES_DIR, release_env
 
 OVERRIDES = Path(__file__).with_name("hub_test_overrides.py")
 ADMIN_TOKEN = "test-admin-api-token-not-a-secret"
+# The smoke checks' token (tools/smoke.py): only the `proxy` scope, to read the routing table.
+SMOKE_TOKEN = "test-smoke-api-token-not-a-secret"
 BASE = "/notebooks"
 
 
@@ -68,15 +70,24 @@ c.JupyterHub.port = {proxy_port}
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = {hub_port}
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{api_port}"
+# As the chart starts its proxy (templates/proxy/deployment.yaml): unrouted requests go to the
+# hub, so the hub answers even when its own route is missing from the proxy.
+c.ConfigurableHTTPProxy.command = [
+    "configurable-http-proxy", "--default-target=http://127.0.0.1:{hub_port}"
+]
 c.ConfigurableHTTPProxy.pid_file = {pid_file!r}
 c.JupyterHub.db_url = "sqlite:///{db}"
 c.JupyterHub.cookie_secret_file = {cookie_file!r}
 c.JupyterHub.pid_file = {hub_pid_file!r}
 c.KubeSpawner.profile_list = {profiles!r}
-c.JupyterHub.services = [{{"name": "test-admin", "api_token": {admin_token!r}}}]
+c.JupyterHub.services = [
+    {{"name": "test-admin", "api_token": {admin_token!r}}},
+    {{"name": "smoke", "api_token": {smoke_token!r}}},
+]
 c.JupyterHub.load_roles = [
     {{"name": "test-admin", "scopes": ["admin:users", "admin:servers", "tokens"],
       "services": ["test-admin"]}},
+    {{"name": "smoke", "scopes": ["proxy"], "services": ["smoke"]}},
 ]
 
 for _path in {files!r}:
@@ -94,6 +105,8 @@ class RealHub:
     proxy_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     hub_port: int = field(default_factory=free_port)
+    # Kept so a test can change the proxy's routes behind the hub's back, as a restart does.
+    proxy_auth_token: str = field(default_factory=lambda: secrets.token_hex(16))
     process: subprocess.Popen | None = None
     _stub: ThreadingHTTPServer | None = None
 
@@ -125,7 +138,7 @@ class RealHub:
         env.update(release_env(KEYCLOAK_ISSUER_URL=self.issuer, HUB_HOST=self.host))
         env.update(
             JUPYTERHUB_CRYPT_KEY=secrets.token_hex(32),
-            CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16),
+            CONFIGPROXY_AUTH_TOKEN=self.proxy_auth_token,
             KUBECONFIG=str(self.kubeconfig),
             PATH=f"{REPO_ROOT / 'node_modules' / '.bin'}{os.pathsep}{env.get('PATH', '')}",
             EODH_TEST_RECORD_DIR=str(self.record_dir),
@@ -156,6 +169,7 @@ class RealHub:
                 cookie_file=str(self.workdir / "cookie_secret"),
                 profiles=self.profiles,
                 admin_token=ADMIN_TOKEN,
+                smoke_token=SMOKE_TOKEN,
                 files=[str(p) for p in [*extra_config_files(), OVERRIDES]],
             )
         )

@@ -13,6 +13,12 @@ pkg/endpoints/request/requestinfo.go): GET on a collection is `list`, or `watch`
 PUT `update`; PATCH `patch`; DELETE on a named object `delete`, on a collection
 `deletecollection`.
 
+SubjectAccessReviews (authorization.k8s.io/v1, POST only, as the API server serves them: the
+review is answered with 201 and never stored) are decided with the same rules for `subject`
+and refused for anyone else; a review without a user or group, or with other than exactly
+one of resourceAttributes / nonResourceAttributes, is 422 Invalid, as the server's validation
+(pkg/apis/authorization/validation) answers. They are recorded in `reviews`, not `calls`.
+
 Created pods are reported Running and ready at once (there is no kubelet); watchers get
 ADDED/DELETED events as JSON lines, as the real watch stream sends them, starting after the
 `resourceVersion` they ask for (a list's version), so nothing between a list and its watch
@@ -63,6 +69,9 @@ class FakeKubernetes:
     objects: dict[str, dict[tuple[str | None, str], dict[str, Any]]] = field(default_factory=dict)
     quota_exceeded: set[str] = field(default_factory=set)
     """Namespaces where creating a PVC fails with 403 as an exhausted ResourceQuota does."""
+    subject: str = "system:serviceaccount:jupyter:hub"
+    """The user the rules are bound to (what SubjectAccessReviews are decided for)."""
+    reviews: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._versions = itertools.count(1)
@@ -102,6 +111,9 @@ class FakeKubernetes:
     async def start(self) -> FakeKubernetes:
         app = web.Application()
         app.router.add_route("*", "/api/v1/{tail:.*}", self._handle)
+        app.router.add_route(
+            "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", self._review
+        )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -223,6 +235,28 @@ class FakeKubernetes:
             self._notify(resource, "DELETED", obj)
             return web.json_response(obj)
         return _status(405, "MethodNotAllowed", f"{verb} is not served by this fake")
+
+    async def _review(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        spec = body.get("spec") or {}
+        kinds = ("resourceAttributes" in spec) + ("nonResourceAttributes" in spec)
+        if body.get("kind") != "SubjectAccessReview" or not (
+            spec.get("user") or spec.get("groups")
+        ):
+            return _status(422, "Invalid", "at least one of user or group must be specified")
+        if kinds != 1:
+            return _status(
+                422, "Invalid", "exactly one of nonResourceAttributes or resourceAttributes"
+            )
+        self.reviews.append(spec)
+        attributes = spec.get("resourceAttributes") or {}
+        allowed = (
+            spec.get("user") == self.subject
+            and attributes.get("group", "") == ""
+            and self.granted(attributes.get("verb", ""), attributes.get("resource", ""))
+        )
+        answer = {**body, "status": {"allowed": allowed}}
+        return web.json_response(answer, status=201)
 
     def _materialise(self, resource: str, namespace: str | None, body: dict[str, Any]) -> dict:
         obj = dict(body)

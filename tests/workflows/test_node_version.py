@@ -151,7 +151,11 @@ def runs(job: dict) -> str:
 
 def needs_node(job: dict) -> bool:
     # make setup/test/check run `npm ci` and the Node test tools.
-    return bool(re.search(r"\bmake (test|setup|check|render|bench)\b|\bnpm\b|\bnode\b", runs(job)))
+    return bool(
+        re.search(
+            r"\bmake (test|setup|check|render|bench|smoke|preflight)\b|\bnpm\b|\bnode\b", runs(job)
+        )
+    )
 
 
 def test_workflows_install_the_pinned_node_and_no_other():
@@ -187,7 +191,18 @@ def test_readme_names_the_pinned_node_and_no_other():
 
 # --- .ci/run refuses another Node before doing anything --------------------------------------
 
-SHIMMED = ("git", "make", "uv", "apt-get", "python3", "pip", "npm", "chromium", "chromedriver")
+SHIMMED = (
+    "git",
+    "make",
+    "uv",
+    "apt-get",
+    "dpkg-query",
+    "python3",
+    "pip",
+    "npm",
+    "chromium",
+    "chromedriver",
+)
 
 
 # The base tools a shell script may use; linked one by one so that no real node, npm or uv on

@@ -1,0 +1,268 @@
+"""`make smoke`: every check passes against a healthy environment and fails, with its cause
+and what to do, when one piece is broken.
+
+The hub is the session's real JupyterHub 5.3 behind its real configurable-http-proxy, with the
+hub's extra config and the fake Keycloak (tests/hub/real_hub.py); the smoke service there has
+only the `proxy` scope. Kubernetes is tests/support/fake_kubernetes.py, which decides
+SubjectAccessReviews with the ClusterRole's rules as RBAC does. AWS is moto (CloudWatch and
+SQS, in process); moto accepts metric data in the `AWS/Lambda` namespace, which AWS keeps for
+Lambda itself, so a test can publish what Lambda would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto import mock_aws
+
+from components.rbac import HUB_RULES
+from eodh_jupyterhub.settings import load_settings
+from tests.hub.real_hub import ADMIN_TOKEN, SMOKE_TOKEN, RealHub
+from tests.images.doubles import REGION, TEST_KEYS
+from tests.support.fake_kubernetes import FakeKubernetes
+from tests.support.hub_config import release_env
+from tests.support.stacks import pulumi_config
+from tools import smoke
+
+pytestmark = pytest.mark.slow
+
+FUNCTION = "markers-function-1a2b3c"
+NOW = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.UTC)
+
+
+@pytest.fixture(scope="module")
+def kube() -> Iterator[FakeKubernetes]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    fake = FakeKubernetes(rules=[dict(rule) for rule in HUB_RULES])
+    asyncio.run_coroutine_threadsafe(fake.start(), loop).result(10)
+    yield fake
+    asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+@pytest.fixture
+def env(real_hub: RealHub, keycloak, kube: FakeKubernetes, tmp_path: Path, monkeypatch):
+    """A healthy environment; each test breaks one piece."""
+    kube.rules = [dict(rule) for rule in HUB_RULES]
+    kube.calls.clear()
+    kube.reviews.clear()
+    config = tmp_path / "kubeconfig"
+    config.write_text(json.dumps(kube.kubeconfig()))
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    settings = replace(
+        load_settings(pulumi_config("dev"), "dev"),
+        keycloak_issuer=keycloak.issuer,
+        hub_client_id=release_env()["OAUTH_CLIENT_ID"],
+    )
+    with mock_aws():
+        session = boto3.Session(region_name=REGION, **TEST_KEYS)
+        queue = session.client("sqs").create_queue(QueueName="markers-failures")["QueueUrl"]
+        outputs = {
+            "markerFunctionArn": f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION}",
+            "markerFailureQueueUrl": queue,
+        }
+        yield {
+            "settings": settings,
+            "outputs": outputs,
+            "session": session,
+            "hub": real_hub,
+            "kube": kube,
+        }
+
+
+def lambda_metric(env: dict[str, Any], name: str, value: float) -> None:
+    env["session"].client("cloudwatch").put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": "FunctionName", "Value": FUNCTION}],
+                "Value": value,
+                "Timestamp": NOW - datetime.timedelta(hours=2),
+            }
+        ],
+    )
+
+
+def run(env: dict[str, Any], token: str | None = SMOKE_TOKEN, **changes: Any):
+    base = changes.pop("base", env["hub"].url)
+    results = smoke.run_checks(
+        replace(env["settings"], **changes),
+        "fake",
+        env["outputs"],
+        base=base,
+        token=token,
+        session=env["session"],
+        now=NOW,
+    )
+    return {r.check: r for r in results}
+
+
+def failed(results: dict, check: str, *fragments: str) -> None:
+    result = results[check]
+    assert not result.ok, result
+    for fragment in fragments:
+        assert fragment in f"{result.message} | fix: {result.fix}", result
+    assert result.fix
+    others = [r for name, r in results.items() if name != check and not r.ok]
+    assert others == [], others
+
+
+def test_a_healthy_environment_passes_and_nothing_is_written(env) -> None:
+    lambda_metric(env, "Invocations", 40)
+    results = run(env)
+    assert [r for r in results.values() if not r.ok] == []
+    assert list(results) == [
+        "hub-version",
+        "login-redirect",
+        "proxy-route",
+        "spawner-permissions",
+        "marker-function",
+    ]
+    assert "JupyterHub 5.3.0" in results["hub-version"].message
+    assert "40 invocations" in results["marker-function"].message
+    # Only reviews reached Kubernetes: no object was read, created or deleted.
+    assert env["kube"].calls == []
+    reviewed = {r["resourceAttributes"].get("namespace") for r in env["kube"].reviews} - {None}
+    assert reviewed == {"ws-smoke-check"}
+    assert {r["user"] for r in env["kube"].reviews} == {"system:serviceaccount:jupyter:hub"}
+
+
+def test_no_hub_behind_the_url(env) -> None:
+    base = env["hub"].url.replace("/notebooks", "/elsewhere")
+    results = run(env, base=base)
+    assert not results["hub-version"].ok
+    assert "without a JupyterHub version" in results["hub-version"].message
+
+
+def test_the_hub_runs_another_version(env, tmp_path, monkeypatch) -> None:
+    chart = tmp_path / "Chart.yaml"
+    chart.write_text('appVersion: "5.4.0"\n')
+    monkeypatch.setattr(smoke, "CHART", chart)
+    failed(run(env), "hub-version", "runs JupyterHub 5.3.0", "ships 5.4.0", "rollout status")
+
+
+def test_login_with_another_client(env) -> None:
+    failed(
+        run(env, hub_client_id="jupyter"),
+        "login-redirect",
+        "client_id is 'test-hub-client', not 'jupyter'",
+        "hubClientId",
+    )
+
+
+def test_login_to_another_realm(env, keycloak) -> None:
+    issuer = keycloak.issuer.replace("/realms/eodhp", "/realms/other")
+    failed(run(env, keycloak_issuer=issuer), "login-redirect", "not the realm's " + issuer)
+
+
+def test_login_returns_to_another_host(env) -> None:
+    base = env["hub"].url.replace("127.0.0.1", "localhost")
+    results = run(env, base=base)
+    failed(results, "login-redirect", "redirect_uri is 'http://127.0.0.1:", "localhost")
+
+
+def test_proxy_route_needs_a_token_with_the_proxy_scope(env) -> None:
+    failed(run(env, token=None), "proxy-route", "no hub API token", "SMOKE_HUB_TOKEN")
+    failed(run(env, token=ADMIN_TOKEN), "proxy-route", "HTTP 403", "`proxy` scope")
+
+
+def test_the_proxy_lost_the_hub_route(env) -> None:
+    hub = env["hub"]
+    chp = f"http://127.0.0.1:{hub.api_port}/api/routes"
+    auth = {"Authorization": f"token {hub.proxy_auth_token}"}
+    routes = requests.get(chp, headers=auth, timeout=10).json()
+    # CHP's own API keeps the route's data flat (JupyterHub nests it under "data").
+    (spec,) = [s for s, r in routes.items() if r.get("hub")]
+    try:
+        requests.delete(f"{chp}{spec}", headers=auth, timeout=10).raise_for_status()
+        failed(run(env), "proxy-route", "no route to the hub", "rollout restart deploy/hub")
+    finally:
+        # The hub's own route sync puts it back (JupyterHub's POST /api/proxy).
+        sync = requests.post(
+            f"{hub.api_url}/proxy", headers={"Authorization": f"token {SMOKE_TOKEN}"}, timeout=30
+        )
+        sync.raise_for_status()
+    assert run(env)["proxy-route"].ok
+
+
+def test_the_hub_cannot_delete_pods(env) -> None:
+    env["kube"].rules = [
+        {**rule, "verbs": [v for v in rule["verbs"] if v != "delete"]} for rule in HUB_RULES
+    ]
+    failed(run(env), "spawner-permissions", "cannot delete pods (spawns fail)", "HUB_RULES")
+
+
+def test_the_hub_may_read_secrets(env) -> None:
+    env["kube"].rules.append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]})
+    failed(run(env), "spawner-permissions", "may also get secrets", "remove other bindings")
+
+
+def test_the_marker_function_failed(env) -> None:
+    lambda_metric(env, "Invocations", 10)
+    lambda_metric(env, "Errors", 3)
+    failed(run(env), "marker-function", "3 of its 10 invocations", "Marker function failing")
+
+
+def test_old_errors_do_not_count(env) -> None:
+    env["session"].client("cloudwatch").put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {
+                "MetricName": "Errors",
+                "Dimensions": [{"Name": "FunctionName", "Value": FUNCTION}],
+                "Value": 5,
+                "Timestamp": NOW - datetime.timedelta(days=3),
+            }
+        ],
+    )
+    assert run(env)["marker-function"].ok
+
+
+def test_events_in_the_failure_queue(env) -> None:
+    sqs = env["session"].client("sqs")
+    sqs.send_message(QueueUrl=env["outputs"]["markerFailureQueueUrl"], MessageBody="{}")
+    failed(run(env), "marker-function", "1 failed event(s)", "redrive")
+
+
+def test_make_smoke_reads_the_stack_and_fails_the_run(monkeypatch, tmp_path, capsys) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_checks(settings, context, outputs, token=None):
+        seen.update(stack=settings.stack, context=context, outputs=outputs, token=token)
+        return [
+            smoke.Result("hub-version", True, "fine"),
+            smoke.Result("proxy-route", False, "no route to the hub", "restart the hub"),
+        ]
+
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"markerFunctionArn": "arn"}))
+    monkeypatch.setattr(smoke, "run_checks", fake_checks)
+    monkeypatch.setenv("SMOKE_HUB_TOKEN", "t0ken")
+    assert smoke.main(["staging", "--outputs", str(outputs)]) == 1
+    assert seen == {
+        "stack": "staging",
+        "context": "eodhp-staging",
+        "outputs": {"markerFunctionArn": "arn"},
+        "token": "t0ken",
+    }
+    out = capsys.readouterr().out
+    assert "FAIL  proxy-route: no route to the hub\n      fix: restart the hub" in out
+
+
+def test_the_hub_host_is_the_one_the_callback_uses() -> None:
+    settings = load_settings(pulumi_config("prod"), "prod")
+    assert smoke.hub_url(settings) == f"https://{settings.platform_domain}/notebooks"

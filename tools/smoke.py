@@ -1,0 +1,389 @@
+"""Read-only checks that a deployed environment works, run after every `pulumi up`.
+
+    python -m tools.smoke dev [--outputs outputs.json]    # exit 0 when every check passes
+
+The deploy workflow runs it after each environment's `up`; a failure stops the promotion to
+the next environment. Each check says what is wrong and what to do:
+
+- hub-version: the hub's REST API on the primary host answers with the JupyterHub version
+  the vendored chart ships (`appVersion` of vendor/jupyterhub-4.2.0/Chart.yaml).
+- login-redirect: `/hub/oauth_login` sends the browser to the realm's authorization endpoint
+  with the hub's client id and the hub's own callback as redirect URI.
+- proxy-route: the proxy's routing table (the hub's `GET /hub/api/proxy`, scope `proxy`)
+  holds the hub's route. Needs a hub API token with that scope in $SMOKE_HUB_TOKEN.
+- spawner-permissions: the hub's service account may do exactly what KubeSpawner needs
+  (components/rbac.py HUB_RULES) in a `ws-*` namespace, and not the rest, asked through
+  SubjectAccessReviews: the API server answers a review and stores nothing.
+- marker-function: no errors in the marker function's recent invocations (CloudWatch
+  `AWS/Lambda` `Errors`) and nothing in its failure queue.
+
+Nothing is written: HTTP GETs to the hub, reviews (which Kubernetes does not persist), and
+AWS Get/List calls. Kubernetes access as in tools/preflight.py (the stack's
+`kubernetes:context`); AWS through the default credential chain; the function's ARN and
+failure queue from the stack's outputs (`pulumi stack output --json`, or --outputs FILE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlparse
+
+import requests
+import yaml
+
+from components.rbac import HUB_RULES
+from tools.preflight import Failed, KubeClient, Result, kube_client, report
+from tools.preflight import _run as run_check
+
+if TYPE_CHECKING:
+    from eodh_jupyterhub.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "vendor" / "jupyterhub-4.2.0" / "Chart.yaml"
+TIMEOUT = 15
+HUB_SERVICE_ACCOUNT = "hub"
+# A workspace namespace name for the reviews: the ClusterRoleBinding makes the answer the same
+# in every `ws-*` namespace, and a review needs no namespace to exist.
+REVIEW_NAMESPACE = "ws-smoke-check"
+# Verbs of the core resources the spawner touches that it must NOT have (plus Secrets, which
+# the chart's own hub Role grants and this hub never reads: components/rbac.py).
+CORE_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+FORBIDDEN_EXTRA = ("secrets",)
+# How far back the marker function's errors count: longer than the gap between deploys of one
+# environment on a busy day, short enough that an error fixed last week does not block.
+MARKER_WINDOW = datetime.timedelta(hours=24)
+SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+
+
+def hub_host(settings: Settings) -> str:
+    """The hub's primary host: the one place the smoke checks take it from.
+
+    Today the hub's callback and the chart's ingress use the platform domain
+    (hub/extra_config/2_configure_authenticator.py). Issue 16 moves the hub to the workspaces
+    domain with a `Settings.hub_host`: point this at it when that lands.
+    """
+    return settings.platform_domain
+
+
+def hub_url(settings: Settings) -> str:
+    return f"https://{hub_host(settings)}/notebooks"
+
+
+def expected_hub_version(chart: Path | None = None) -> str:
+    return str(yaml.safe_load((chart or CHART).read_text())["appVersion"])
+
+
+def _get(url: str, **kwargs: Any) -> requests.Response:
+    try:
+        return requests.get(url, timeout=TIMEOUT, **kwargs)
+    except requests.RequestException as error:
+        raise Failed(
+            f"{url} unreachable ({error.__class__.__name__})",
+            "check DNS and the ingress for the hub's host (kubectl -n jupyter get ingress)",
+        ) from None
+
+
+# -- The hub --------------------------------------------------------------------------------
+
+
+def check_hub_version(base: str, expected: str) -> str:
+    url = f"{base}/hub/api/"
+    response = _get(url, allow_redirects=False)
+    try:
+        version = response.json().get("version") if response.status_code == 200 else None
+    except ValueError:
+        version = None
+    if version is None:
+        raise Failed(
+            f"GET {url} answered HTTP {response.status_code} without a JupyterHub version: "
+            "no hub behind this host and path",
+            "kubectl -n jupyter get pods,ingress; docs/troubleshooting.md, 'Hub not answering'",
+        )
+    if version != expected:
+        raise Failed(
+            f"the hub runs JupyterHub {version}, the deployed chart ships {expected}: the "
+            "hub pod was not replaced, or another hub answers on this host",
+            "kubectl -n jupyter rollout status deploy/hub; check the image tag (hubImage)",
+        )
+    return f"JupyterHub {version} at {base}"
+
+
+def check_login_redirect(base: str, issuer: str, client_id: str) -> str:
+    url = f"{base}/hub/oauth_login"
+    response = _get(url, allow_redirects=False)
+    location = response.headers.get("Location", "")
+    if response.status_code not in (302, 303) or not location:
+        raise Failed(
+            f"GET {url} answered HTTP {response.status_code} instead of a redirect to Keycloak",
+            "kubectl -n jupyter logs deploy/hub --since=10m (the authenticator's config)",
+        )
+    target = urlparse(location)
+    endpoint = f"{issuer}/protocol/openid-connect/auth"
+    query = {k: v[0] for k, v in parse_qs(target.query).items()}
+    problems = []
+    if location.split("?", 1)[0] != endpoint:
+        problems.append(f"goes to {location.split('?', 1)[0]}, not the realm's {endpoint}")
+    if query.get("client_id") != client_id:
+        problems.append(f"client_id is {query.get('client_id')!r}, not {client_id!r}")
+    callback = f"{base}/hub/oauth_callback"
+    if query.get("redirect_uri") != callback:
+        problems.append(f"redirect_uri is {query.get('redirect_uri')!r}, not {callback!r}")
+    if problems:
+        raise Failed(
+            "the login redirect " + "; ".join(problems),
+            "compare keycloakIssuer, hubClientId and the hub's host with the realm's client "
+            "(docs/keycloak.md); Keycloak refuses a redirect URI it does not list",
+        )
+    return f"login goes to {endpoint} as {client_id}, back to {callback}"
+
+
+def check_proxy_route(base: str, token: str | None) -> str:
+    if not token:
+        raise Failed(
+            "no hub API token: cannot read the proxy's routing table",
+            "set SMOKE_HUB_TOKEN to a hub API token with the `proxy` scope (docs/operations.md, "
+            "'Smoke checks')",
+        )
+    url = f"{base}/hub/api/proxy"
+    response = _get(url, headers={"Authorization": f"token {token}"})
+    if response.status_code in (401, 403):
+        raise Failed(
+            f"GET {url}: HTTP {response.status_code}, the token may not read the proxy's routes",
+            "give SMOKE_HUB_TOKEN's owner the `proxy` scope (hub.loadRoles)",
+        )
+    if response.status_code != 200:
+        raise Failed(f"GET {url} answered HTTP {response.status_code}", "check the hub's log")
+    # JupyterHub 5 answers {routespec: {"routespec", "target", "data": {"hub": true, ...}}}.
+    routes = response.json()
+    hub_routes = [spec for spec, route in routes.items() if (route.get("data") or {}).get("hub")]
+    if not hub_routes:
+        raise Failed(
+            "the proxy has no route to the hub: users' requests depend on its default target, "
+            "and the hub did not (re)register after the proxy restarted",
+            "kubectl -n jupyter rollout restart deploy/hub (the hub re-adds its routes at start)",
+        )
+    return f"the proxy routes {', '.join(hub_routes)} to the hub"
+
+
+# -- Kubernetes -----------------------------------------------------------------------------
+
+
+def spawner_permissions() -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(verb, resource) the spawner needs, and the ones of the same resources it must not have."""
+    needed = {(v, r) for rule in HUB_RULES for r in rule["resources"] for v in rule["verbs"]}
+    resources = sorted({r for _, r in needed} | set(FORBIDDEN_EXTRA))
+    forbidden = {(v, r) for r in resources for v in CORE_VERBS} - needed
+    return needed, forbidden
+
+
+def _review(kube: KubeClient, user: str, groups: list[str], verb: str, resource: str) -> bool:
+    attributes = {"verb": verb, "resource": resource, "group": "", "version": "v1"}
+    if resource != "namespaces":
+        attributes["namespace"] = REVIEW_NAMESPACE
+    body: dict[str, Any] = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {"user": user, "groups": groups, "resourceAttributes": attributes},
+    }
+    try:
+        response = kube.session.post(
+            kube.server.rstrip("/") + SUBJECT_ACCESS_REVIEWS, json=body, timeout=TIMEOUT
+        )
+    except requests.RequestException as error:
+        raise Failed(
+            f"API server {kube.server} unreachable ({error.__class__.__name__})",
+            "connect to the VPN / check the cluster endpoint (make preflight says more)",
+        ) from None
+    if response.status_code in (401, 403):
+        raise Failed(
+            f"the API server refused a SubjectAccessReview (HTTP {response.status_code})",
+            "the deploy identity needs create on subjectaccessreviews.authorization.k8s.io",
+        )
+    if response.status_code != 201 and response.status_code != 200:
+        raise Failed(
+            f"SubjectAccessReview answered HTTP {response.status_code}: {response.text[:200]}",
+            "check the API server",
+        )
+    return bool(response.json().get("status", {}).get("allowed"))
+
+
+def check_spawner_permissions(kube: KubeClient, namespace: str) -> str:
+    user = f"system:serviceaccount:{namespace}:{HUB_SERVICE_ACCOUNT}"
+    groups = [
+        "system:serviceaccounts",
+        f"system:serviceaccounts:{namespace}",
+        "system:authenticated",
+    ]
+    needed, forbidden = spawner_permissions()
+    missing = sorted(p for p in needed if not _review(kube, user, groups, *p))
+    extra = sorted(p for p in forbidden if _review(kube, user, groups, *p))
+    if missing or extra:
+        said = []
+        if missing:
+            said.append("cannot " + ", ".join(f"{v} {r}" for v, r in missing) + " (spawns fail)")
+        if extra:
+            said.append("may also " + ", ".join(f"{v} {r}" for v, r in extra))
+        raise Failed(
+            f"{user} in {REVIEW_NAMESPACE}: " + "; ".join(said),
+            "kubectl get clusterrolebinding,rolebinding -A -o wide | grep "
+            f"{namespace}:{HUB_SERVICE_ACCOUNT}; the ClusterRole hub must be exactly "
+            "components/rbac.py HUB_RULES (pulumi up restores it; remove other bindings)",
+        )
+    return f"{user} has exactly the spawner's {len(needed)} permissions in {REVIEW_NAMESPACE}"
+
+
+# -- The marker function --------------------------------------------------------------------
+
+
+def check_marker_function(
+    cloudwatch: Any, sqs: Any, function_arn: str, queue_url: str, now: datetime.datetime
+) -> str:
+    function = function_arn.split(":")[6]
+    start = now - MARKER_WINDOW
+
+    def total(metric: str) -> int:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda",
+            MetricName=metric,
+            Dimensions=[{"Name": "FunctionName", "Value": function}],
+            StartTime=start,
+            EndTime=now,
+            Period=3600,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        return int(sum(p["Sum"] for p in points))
+
+    errors, invocations = total("Errors"), total("Invocations")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    queued = sum(int(v) for v in attributes.values())
+    problems = []
+    if errors:
+        problems.append(
+            f"{errors} of its {invocations} invocations in the last "
+            f"{int(MARKER_WINDOW.total_seconds() // 3600)} h failed"
+        )
+    if queued:
+        problems.append(f"{queued} failed event(s) wait in its failure queue")
+    if problems:
+        raise Failed(
+            f"marker function {function}: " + "; ".join(problems),
+            "docs/troubleshooting.md, 'Marker function failing': read the errors in its log "
+            "group and the queued events, fix the cause, then redrive the queue",
+        )
+    return f"marker function {function}: {invocations} invocations, no errors, queue empty"
+
+
+# -- Running them ---------------------------------------------------------------------------
+
+
+def stack_outputs(stack: str, outputs_file: Path | None) -> dict[str, Any]:
+    if outputs_file is not None:
+        return dict(json.loads(outputs_file.read_text()))
+    name = os.environ.get("PULUMI_STACK_NAME", stack)
+    done = subprocess.run(
+        ["pulumi", "stack", "output", "--json", "--stack", name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise Failed(
+            f"pulumi stack output --stack {name} failed: {done.stderr.strip()[:300]}",
+            "pulumi login, and set PULUMI_STACK_NAME=<org>/<stack> (or pass --outputs FILE)",
+        )
+    return dict(json.loads(done.stdout))
+
+
+def run_checks(
+    settings: Settings,
+    context: str,
+    outputs: dict[str, Any],
+    base: str | None = None,
+    token: str | None = None,
+    session: Any = None,
+    now: datetime.datetime | None = None,
+) -> list[Result]:
+    import boto3
+
+    base = base or hub_url(settings)
+    session = session or boto3.Session(region_name=settings.aws_region)
+    now = now or datetime.datetime.now(datetime.UTC)
+    checks: list[tuple[str, Callable[[], str]]] = [
+        ("hub-version", lambda: check_hub_version(base, expected_hub_version())),
+        (
+            "login-redirect",
+            lambda: check_login_redirect(base, settings.keycloak_issuer, settings.hub_client_id),
+        ),
+        ("proxy-route", lambda: check_proxy_route(base, token)),
+    ]
+    results = [run_check(name, check) for name, check in checks]
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            kube = kube_client(context, workdir)
+            results.append(
+                run_check(
+                    "spawner-permissions",
+                    lambda: check_spawner_permissions(kube, settings.namespace),
+                )
+            )
+        except Failed as failure:
+            results.append(Result("spawner-permissions", False, str(failure), failure.fix))
+    results.append(
+        run_check(
+            "marker-function",
+            lambda: check_marker_function(
+                session.client("cloudwatch"),
+                session.client("sqs"),
+                outputs["markerFunctionArn"],
+                outputs["markerFailureQueueUrl"],
+                now,
+            ),
+        )
+    )
+    return results
+
+
+def failed(results: Iterable[Result]) -> list[Result]:
+    return [r for r in results if not r.ok]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("stack")
+    parser.add_argument("--outputs", type=Path, help="the stack's outputs as JSON")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from eodh_jupyterhub.settings import SettingsError, load_settings
+    from eodh_jupyterhub.stack_config import StackConfigError, kubernetes_context, pulumi_config
+
+    try:
+        settings = load_settings(pulumi_config(args.stack), args.stack)
+        context = str(kubernetes_context(args.stack))
+        outputs = stack_outputs(args.stack, args.outputs)
+    except (SettingsError, StackConfigError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    except Failed as failure:
+        print(f"{failure}\n  fix: {failure.fix}", file=sys.stderr)
+        return 2
+    results = run_checks(settings, context, outputs, token=os.environ.get("SMOKE_HUB_TOKEN"))
+    print(report(results), end="")
+    return 0 if not failed(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
