@@ -25,6 +25,14 @@ i.e. the legacy v1 exchange) does. The rules and where they come from:
 serialises it. Every token request is recorded, and every token issued is kept in
 ``issued`` (so tests can look for them where they must not be). Tokens are HS256 JWTs
 signed with an obviously fake key (Keycloak signs RS256; the hub never verifies them).
+
+Faults, all off by default (the load harness, bench/load, and tests/hub/test_faults.py
+turn them on): ``latency`` delays every answer; ``outage`` answers the chosen endpoints
+with a fixed reply instead: ``KEYCLOAK_DOWN`` is what ingress-nginx serves when no
+Keycloak pod is ready (nginx's own 503 page, not JSON), ``KEYCLOAK_REFUSING`` and
+``SESSION_NOT_ACTIVE`` are Keycloak's own token errors, in its OAuth2ErrorRepresentation
+body ``{"error", "error_description"}`` (keycloak/keycloak core
+org/keycloak/representations/idm/OAuth2ErrorRepresentation.java, RFC 6749 section 5.2).
 """
 
 from __future__ import annotations
@@ -49,6 +57,48 @@ ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 REFRESH_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:refresh_token"
 REALM_PATH = "/realms/eodhp"
 OIDC_PATH = f"{REALM_PATH}/protocol/openid-connect"
+
+
+# nginx's built-in error page, as ingress-nginx serves it for a backend with no ready
+# endpoint (Keycloak restarting or down): status 503, text/html.
+NGINX_503_PAGE = (
+    "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n"
+    "<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n"
+    "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+@dataclass(frozen=True)
+class KeycloakOutage:
+    """A fixed reply instead of the real one, on the named endpoints (auth, token, userinfo).
+
+    ``grants`` narrows a token-endpoint outage to some grant types (None: every grant).
+    ``body`` is sent as JSON unless it is a str, which is sent as text/html.
+    """
+
+    status: int
+    body: Any
+    endpoints: tuple[str, ...] = ("auth", "token", "userinfo")
+    grants: tuple[str, ...] | None = None
+
+
+KEYCLOAK_DOWN = KeycloakOutage(503, NGINX_503_PAGE)
+# A realm that stops allowing the exchange (a token-exchange permission removed): Keycloak
+# 24's DefaultTokenExchangeProvider answers 403 access_denied.
+KEYCLOAK_REFUSING = KeycloakOutage(
+    403,
+    {"error": "access_denied", "error_description": "Client not allowed to exchange"},
+    endpoints=("token",),
+    grants=("urn:ietf:params:oauth:grant-type:token-exchange",),
+)
+# The SSO session ended (Keycloak restarted without persistent sessions, or an admin
+# logged everyone out): a refresh is refused with 400 invalid_grant (TokenManager).
+SESSION_NOT_ACTIVE = KeycloakOutage(
+    400,
+    {"error": "invalid_grant", "error_description": "Session not active"},
+    endpoints=("token",),
+    grants=("refresh_token",),
+)
 
 
 @dataclass
@@ -77,6 +127,9 @@ class FakeKeycloak:
     # None, "timeout", "malformed", or (status, json_body): how the next exchanges answer.
     exchange_override: Any = None
     timeout_sleep: float = 3.0
+    # Faults (module docstring): seconds added to every answer, and a fixed reply.
+    latency: float = 0.0
+    outage: KeycloakOutage | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)
     _codes: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -229,9 +282,32 @@ def _client(handler: BaseHTTPRequestHandler, form: dict[str, str]) -> tuple[str,
 class _Handler(JsonRequestHandler):
     kc: FakeKeycloak
 
+    def _faulted(self, endpoint: str, grant: str | None = None) -> bool:
+        """Apply the configured latency, then the outage if it covers this request."""
+        if self.kc.latency:
+            time.sleep(self.kc.latency)
+        outage = self.kc.outage
+        if outage is None or endpoint not in outage.endpoints:
+            return False
+        if outage.grants is not None and grant not in outage.grants:
+            return False
+        if isinstance(outage.body, str):
+            data = outage.body.encode()
+            self.send_response(outage.status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        else:
+            self._json(outage.status, outage.body)
+        return True
+
     def do_GET(self):
         url = urlparse(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        endpoint = url.path.removeprefix(f"{OIDC_PATH}/")
+        if self._faulted(endpoint):
+            return None
         if url.path == f"{OIDC_PATH}/auth":
             # Keycloak shows an error page, never a redirect, for an unknown client
             # (AuthorizationEndpoint.checkClient: Messages.CLIENT_NOT_FOUND) or an unregistered
@@ -252,7 +328,11 @@ class _Handler(JsonRequestHandler):
                 }
             else:
                 code = secrets.token_urlsafe(12)
-                self.kc._codes[code] = (self.kc.login_as, requested)
+                # OIDC's login_hint fills in Keycloak's login form; with no form here it
+                # names who logs in, so many users can log in at once (bench/load).
+                hint = query.get("login_hint")
+                who = hint if hint in self.kc.users else self.kc.login_as
+                self.kc._codes[code] = (who, requested)
                 params = {"code": code}
             target = redirect_uri + "?" + urlencode({**params, "state": query.get("state", "")})
             self.send_response(302)
@@ -292,6 +372,8 @@ class _Handler(JsonRequestHandler):
         client_id, client_secret = _client(self, form)
         self.kc.requests.append({"form": form, "client_id": client_id})
         grant = form.get("grant_type")
+        if self._faulted("token", grant):
+            return None
         if grant == EXCHANGE_GRANT:
             return self._exchange(form, client_id, client_secret)
         if (client_id, client_secret) != (self.kc.hub_client_id, self.kc.hub_client_secret):

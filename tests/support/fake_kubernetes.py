@@ -23,6 +23,21 @@ Created pods are reported Running and ready at once (there is no kubelet); watch
 ADDED/DELETED events as JSON lines, as the real watch stream sends them, starting after the
 `resourceVersion` they ask for (a list's version), so nothing between a list and its watch
 is lost: that is how the real server lets a reflector list, then watch, without a gap.
+
+Faults, all off by default (bench/load and tests/hub/test_faults.py turn them on), each
+answered the way the API server answers, with its Status body
+(k8s.io/apimachinery pkg/apis/meta/v1/types.go, StatusReason*):
+- ``latency``: seconds added to every request; ``pod_ready_after``: a created pod is
+  Pending (no IP, not ready) and turns Running that many seconds later, with a MODIFIED
+  watch event, as a kubelet reports it.
+- ``faults``: ApiFault entries answer the next matching requests with 429 TooManyRequests
+  (a ``Retry-After`` header and ``details.retryAfterSeconds``, as API Priority and
+  Fairness rejects; k8s.io/apiserver pkg/server/filters/maxinflight.go answers "Too many
+  requests, please try again later." with Retry-After 1), 500 InternalError, 409 Conflict
+  or 503 ServiceUnavailable. A faulted request is recorded and changes nothing.
+- ``expire_watches()``: every open watch gets an ERROR event whose object is a 410
+  Expired Status ("too old resource version") and ends, as when etcd compacts the
+  history; a later watch from a version at or below the compaction point gets the same.
 """
 
 from __future__ import annotations
@@ -30,8 +45,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +66,37 @@ KINDS = {
     "secrets": "Secret",
     "endpoints": "Endpoints",
 }
+
+
+# The reason the API server gives for each status code (StatusReason* in types.go).
+STATUS_REASONS = {
+    409: "Conflict",
+    410: "Expired",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+}
+_FAULT_MESSAGES = {
+    409: "Operation cannot be fulfilled on {resource} {name!r}: the object has been "
+    "modified; please apply your changes to the latest version and try again",
+    429: "Too many requests, please try again later.",
+    500: "Internal error occurred: etcdserver: request timed out",
+    503: "the server is currently unable to handle the request",
+}
+
+
+@dataclass
+class ApiFault:
+    """Answer the next ``times`` requests matching (verb, resource) with ``status``."""
+
+    verb: str
+    resource: str
+    status: int
+    times: int = 1
+    retry_after: int = 1
+
+    def matches(self, verb: str, resource: str) -> bool:
+        return self.times > 0 and (self.verb, self.resource) == (verb, resource)
 
 
 @dataclass(frozen=True)
@@ -72,8 +120,14 @@ class FakeKubernetes:
     subject: str = "system:serviceaccount:jupyter:hub"
     """The user the rules are bound to (what SubjectAccessReviews are decided for)."""
     reviews: list[dict[str, Any]] = field(default_factory=list)
+    latency: float = 0.0
+    pod_ready_after: float = 0.0
+    faults: list[ApiFault] = field(default_factory=list)
+    faulted: list[Call] = field(default_factory=list)
+    """Requests answered by a fault instead of the store."""
 
     def __post_init__(self) -> None:
+        self._compacted = 0
         self._versions = itertools.count(1)
         self._watchers: dict[str, list[asyncio.Queue[dict[str, Any] | None]]] = {}
         self._history: dict[str, list[tuple[int, dict[str, Any]]]] = {}
@@ -188,6 +242,13 @@ class FakeKubernetes:
                 f'{resource} is forbidden: User "system:serviceaccount:jupyter:hub" cannot '
                 f'{verb} resource "{resource}" in API group "" {scope}',
             )
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        fault = next((f for f in self.faults if f.matches(verb, resource)), None)
+        if fault is not None:
+            fault.times -= 1
+            self.faulted.append(Call(verb, resource, namespace, name, allowed))
+            return _fault_response(fault, resource, name)
         store = self.objects.setdefault(resource, {})
         if verb in ("list", "watch"):
             items = [
@@ -267,28 +328,56 @@ class FakeKubernetes:
         if namespace is not None:
             metadata["namespace"] = namespace
         obj["metadata"] = metadata
-        if resource == "pods":
-            containers = obj.get("spec", {}).get("containers", [])
-            obj["status"] = {
-                "phase": "Running",
-                "podIP": "127.0.0.1",
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "containerStatuses": [
-                    {
-                        "name": c["name"],
-                        "image": c["image"],
-                        "imageID": f"{c['image']}@sha256:{'0' * 64}",
-                        "ready": True,
-                        "restartCount": 0,
-                        "started": True,
-                        "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
-                    }
-                    for c in containers
-                ],
-            }
+        if resource == "pods" and self.pod_ready_after:
+            obj["status"] = {"phase": "Pending", "podIP": None, "conditions": []}
+            asyncio.get_running_loop().call_later(
+                self.pod_ready_after, self._pod_started, namespace, metadata["name"]
+            )
+        elif resource == "pods":
+            obj["status"] = self._running_status(obj)
         if resource == "persistentvolumeclaims":
             obj["status"] = {"phase": "Bound"}
         return obj
+
+    @staticmethod
+    def _running_status(obj: dict[str, Any]) -> dict[str, Any]:
+        containers = obj.get("spec", {}).get("containers", [])
+        return {
+            "phase": "Running",
+            "podIP": "127.0.0.1",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "image": c["image"],
+                    "imageID": f"{c['image']}@sha256:{'0' * 64}",
+                    "ready": True,
+                    "restartCount": 0,
+                    "started": True,
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+                }
+                for c in containers
+            ],
+        }
+
+    def _pod_started(self, namespace: str | None, name: str) -> None:
+        """The kubelet's report: Pending -> Running, a new version and a MODIFIED event."""
+        pod = self.objects.get("pods", {}).get((namespace, name))
+        if pod is None or pod["status"].get("phase") != "Pending":
+            return
+        pod["status"] = self._running_status(pod)
+        pod["metadata"] = {**pod["metadata"], "resourceVersion": str(next(self._versions))}
+        self._notify("pods", "MODIFIED", pod)
+
+    def expire_watches(self) -> int:
+        """Compact the history now: open watches get 410 Expired and end. Returns how many."""
+        self._compacted = next(self._versions)
+        expired = 0
+        for queues in self._watchers.values():
+            for queue in queues:
+                queue.put_nowait(_EXPIRED)
+                expired += 1
+        return expired
 
     def _notify(self, resource: str, kind: str, obj: dict[str, Any]) -> None:
         event = {"type": kind, "object": obj}
@@ -304,12 +393,24 @@ class FakeKubernetes:
         await response.prepare(request)
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         since = int(request.query.get("resourceVersion") or 0)
+        if since and since <= self._compacted:
+            queue.put_nowait(_EXPIRED)
         for version, event in self._history.get(resource, []):
             if since and version > since:
                 queue.put_nowait(event)
         self._watchers.setdefault(resource, []).append(queue)
         try:
             while (event := await queue.get()) is not None:
+                if event is _EXPIRED:
+                    expired = _status_body(
+                        410,
+                        "Expired",
+                        f"too old resource version: {since} ({self._compacted})",
+                    )
+                    await response.write(
+                        json.dumps({"type": "ERROR", "object": expired}).encode() + b"\n"
+                    )
+                    break
                 obj_namespace = event["object"]["metadata"].get("namespace")
                 if namespace is None or obj_namespace == namespace:
                     await response.write(json.dumps(event).encode() + b"\n")
@@ -329,19 +430,76 @@ def _matches(obj: Mapping[str, Any], field_selector: str) -> bool:
     return True
 
 
+_EXPIRED: dict[str, Any] = {"type": "ERROR"}  # a marker put on watch queues
+
+
+def _status_body(code: int, reason: str, message: str, **details: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details:
+        body["details"] = details
+    return body
+
+
 def _status(code: int, reason: str, message: str) -> web.Response:
-    return web.json_response(
-        {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": message,
-            "reason": reason,
-            "code": code,
-        },
-        status=code,
-    )
+    return web.json_response(_status_body(code, reason, message), status=code)
+
+
+def _fault_response(fault: ApiFault, resource: str, name: str | None) -> web.Response:
+    message = _FAULT_MESSAGES[fault.status].format(resource=resource, name=name or "")
+    if fault.status == 429:
+        body = _status_body(429, "TooManyRequests", message, retryAfterSeconds=fault.retry_after)
+        return web.json_response(body, status=429, headers={"Retry-After": str(fault.retry_after)})
+    return _status(fault.status, STATUS_REASONS[fault.status], message)
+
+
+@dataclass
+class ThreadedApi:
+    """A FakeKubernetes served from its own event loop in a thread (see serving_in_thread)."""
+
+    fake: FakeKubernetes
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the fake's loop (watch queues belong to it) and return."""
+
+        async def run() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(30)
+
+
+@contextmanager
+def serving_in_thread(fake: FakeKubernetes) -> Iterator[ThreadedApi]:
+    """Serve ``fake`` from its own event loop in a thread, for a client in another process
+    (the real hub). Fault settings may be changed from the caller's thread."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(fake.start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, name="fake-kubernetes", daemon=True)
+    thread.start()
+    if not started.wait(30):
+        raise RuntimeError("the fake Kubernetes API did not start")
+    try:
+        yield ThreadedApi(fake, loop)
+    finally:
+        asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
 
 
 def rules_table(rules: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
