@@ -81,6 +81,13 @@ _KNOBS = (
     "hub_default_scopes",
     "workspaces_client_scopes",
     "user_token_audience",
+    "hub_client_scopes",
+    "workspace_token_lifetime",
+    "redirect_uri",
+    "timeout_sleep",
+    # Faults: a test that leaves one set would fail every later test on this worker.
+    "latency",
+    "outage",
 )
 
 
