@@ -43,6 +43,10 @@ _eodh_hub_env = eodh_require_env("PLATFORM_DOMAIN", "WORKSPACES_DOMAIN", "HUB_HO
 # The OAuth callback (file 2) and every absolute link to the hub derive from it.
 _eodh_base_path = (c.JupyterHub.base_url if "base_url" in c.JupyterHub else "/").strip("/")
 EODH_HUB_URL = "/".join(p for p in (f"https://{_eodh_hub_env['HUB_HOST']}", _eodh_base_path) if p)
+# Set, not guessed from each request: `next` redirects (the launch URL's next=https://<hub
+# host>/notebooks/user/...) are accepted only for this host, and cookies are Secure on https
+# (jupyterhub/handlers/base.py _validate_next_url, _set_cookie), whatever the proxies say.
+c.JupyterHub.public_url = EODH_HUB_URL + "/"
 
 # The release mounts hub/templates (spawn.html) here from a ConfigMap.
 c.JupyterHub.template_paths = ["/srv/jupyterhub/templates"]
@@ -56,9 +60,11 @@ c.JupyterHub.template_vars = {
     "feedback_url": f"https://{_eodh_hub_env['PLATFORM_DOMAIN']}/feedback",
 }
 
-# One server per user: the pod is named jupyter-{username}, so a second server of the
-# same user in the same workspace namespace would collide with the first.
-c.JupyterHub.allow_named_servers = False
+# The Resource Catalogue launches notebooks on named servers
+# (/hub/spawn/<user>/<server>?workspace=<ws>, eodhp-guide parameterised-notebook-and-
+# workflow-launch.md), and the user docs offer them. Each server has its own pod; a user
+# keeps at most one per workspace (file 3, eodh_replace_same_workspace_servers).
+c.JupyterHub.allow_named_servers = True
 
 # Every spawn costs a Keycloak token exchange and Kubernetes API calls; cap bursts
 # (e.g. a training session starting together) rather than the number of running servers,

@@ -36,10 +36,12 @@ from urllib.parse import urlencode
 
 import jinja2
 import jwt
+from eodh_jpyauth.spawners import KubeSpawner as _EODHJpyauthKubeSpawner
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import has_scope
 from jupyterhub.user import User
 from jupyterhub.utils import maybe_future
+from kubespawner.slugs import safe_slug
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
@@ -428,6 +430,55 @@ async def eodh_pre_spawn_hook(spawner):
         **spawner.environment,
         **workspace_environment(workspace, token["access_token"], _eodh_spawn_env),
     }
+    await eodh_replace_same_workspace_servers(spawner, workspace)
+
+
+def eodh_server_workspace(spawner):
+    """The workspace a server runs (or is starting) in: its chosen options first, since a
+    pending server's spawner has not loaded them yet."""
+    return (spawner.user_options or {}).get("workspace") or getattr(spawner, "workspace", None)
+
+
+async def eodh_replace_same_workspace_servers(spawner, workspace):
+    """One server per user per workspace: starting one stops the user's other server there.
+
+    The user docs promise it (eodh-userdocs notebooks-start.md, "Named servers": a new server
+    for a workspace that already has one of yours shuts the previous one down). Each server
+    has its own pod (jupyter-{user_server}), so the two never fight over one name; the old
+    one is stopped the way JupyterHub's own stop does it (route first, then KubeSpawner's
+    stop deletes its pod), and it stays listed, stopped, on the home page.
+
+    The scan and the claim run with no await between them, so of two spawns into one
+    workspace racing on the hub's event loop, the second to get here is refused (409)
+    rather than both stopping each other.
+    """
+    spawner._eodh_workspace_claim = None
+    user = spawner.user
+    replaced = []
+    for name, other in list(getattr(user, "spawners", {}).items()):
+        if other is spawner or eodh_server_workspace(other) != workspace:
+            continue
+        if other.ready:
+            replaced.append(name)
+        elif other.pending and getattr(other, "_eodh_workspace_claim", None) == workspace:
+            raise SpawnRefused(
+                409,
+                f"Your server '{other.name or 'default'}' is already starting in workspace "
+                f"'{workspace}'. Wait for it, or stop it, then try again.",
+            )
+    spawner._eodh_workspace_claim = workspace
+    proxy = getattr(user, "settings", {}).get("proxy")
+    for name in replaced:
+        spawner.log.info(
+            "Stopping %s's server %r: %r starts in the same workspace %s",
+            user.name,
+            name,
+            spawner.name,
+            workspace,
+        )
+        if proxy is not None:
+            await proxy.delete_user(user, name)
+        await user.stop(name)
 
 
 def eodh_modify_pod_hook(spawner, pod):
@@ -503,13 +554,55 @@ class WorkspaceTokenHandler(APIHandler):
         self.finish(json.dumps(token))
 
 
-c.JupyterHub.spawner_class = "eodh_jpyauth.spawners.KubeSpawner"
+class EODHKubeSpawner(_EODHJpyauthKubeSpawner):
+    """eodh-jpyauth's workspace spawner, with KubeSpawner's safe names and launch URLs."""
+
+    def _expand_user_properties(self, template, slug_scheme=None):
+        """KubeSpawner 7.1's own expansion ("safe" scheme) plus ``{workspace}``.
+
+        eodh-jpyauth replaces it with one that joins ``safe_slug(username)--
+        safe_slug(servername)`` unbounded: a long user name and a launch's server name then
+        make a pod name Kubernetes refuses, and the default server gets a hash for a name.
+        KubeSpawner's ``{user_server}`` (kubespawner/spawner.py _expand_user_properties,
+        slugs.py multi_slug) is at most 48 characters and, once shortened, ends in a hash of
+        the full user and server names, so no two users or servers share a pod name.
+        Workspace names are already refused unless safe_slug keeps them unchanged (file 2).
+        """
+        workspace = safe_slug(self.workspace or "")
+        return super(_EODHJpyauthKubeSpawner, self)._expand_user_properties(
+            template.replace("{workspace}", workspace), slug_scheme="safe"
+        )
+
+    def options_from_query(self, query_data):
+        """The Resource Catalogue's launch URL: /hub/spawn/<user>/<server>?workspace=<ws>.
+
+        JupyterHub passes query arguments (all but ``next``) here and spawns straight away
+        (jupyterhub/handlers/pages.py SpawnHandler.get); the base class would call
+        ``options_from_form(query_data)`` without the spawner, which the form parser needs.
+        The query goes through the form's parser and checks (membership and names), so a
+        refusal happens before anything is exchanged or created. A refused launch answers
+        with its status (a non-member gets 403) and the message above the form.
+        """
+        return self._eodh_checked_query(query_data)
+
+    async def _eodh_checked_query(self, query_data):
+        try:
+            return await maybe_future(self.run_options_from_form(query_data))
+        except SpawnRefused as refused:
+            handler = getattr(self, "handler", None)
+            if handler is not None:
+                handler.set_status(refused.status_code)
+            raise
+
+
+c.JupyterHub.spawner_class = EODHKubeSpawner
 # eodh-jpyauth expands only username/workspace/servername/user_server: KubeSpawner's
 # default namespace template ({hubnamespace}-{username}) would raise KeyError.
 c.KubeSpawner.enable_user_namespaces = True
 c.KubeSpawner.user_namespace_template = "ws-{workspace}"
 c.KubeSpawner.pvc_name_template = "pvc-{workspace}"
-c.KubeSpawner.pod_name_template = "jupyter-{username}"
+# One pod per server (the default server: jupyter-<user>), unique across users and servers.
+c.KubeSpawner.pod_name_template = "jupyter-{user_server}"
 # KubeSpawner 7.1 defaults delete_pvc to True: deleting a hub user (or a named server) then
 # deletes pvc_name, and pvc-{workspace} is the whole workspace's shared volume. No hub
 # action may delete workspace data; volumes go when the workspace does (workspace services).

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes_asyncio.config import kube_config
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 from traitlets import import_item
 
 from tests.hub.fake_keycloak import FakeKeycloak
@@ -31,6 +34,10 @@ USERS = {
     "frank": ["eta"],
     "henry": ["iota"],
     "mallory": ["theta", HOSTILE_SCRIPT, HOSTILE_ATTRIBUTE],
+    # The Resource Catalogue's notebook launches (test_launch_url.py).
+    "lena": ["lambda", "mu"],
+    "otto": ["omicron"],
+    "nina": ["nu"],
     # A misconfigured mapper: one string instead of an array.
     "stringy": "alpha",
 }
@@ -137,6 +144,8 @@ class FakeUser:
         self.url = f"/notebooks/user/{name}/"
         self.auth_state = auth_state
         self.saved: list[dict[str, Any]] = []
+        # The user's other servers (jupyterhub.user.User.spawners): none here.
+        self.spawners: dict[str, Any] = {}
 
     async def get_auth_state(self):
         return self.auth_state
@@ -164,7 +173,9 @@ def run() -> Iterator[Any]:
 def make_spawner(hub_ns, kubeconfig, kc, run):
     """Build the configured spawner class for a user logged in at the fake Keycloak."""
     c = hub_ns["c"]
-    spawner_class = import_item(c.JupyterHub.spawner_class)
+    spawner_class = c.JupyterHub.spawner_class
+    if isinstance(spawner_class, str):
+        spawner_class = import_item(spawner_class)
     authenticator = c.JupyterHub.authenticator_class(config=c)
 
     def make(username: str, auth_state: dict[str, Any] | str | None = "login", **traits):
@@ -202,3 +213,31 @@ def real_hub(keycloak, kubeconfig, tmp_path_factory):
     hub.start()
     yield hub
     hub.stop()
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("Debian's chromium and chromium-driver are required for the browser tests")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--window-size=1200,1000",
+    ):
+        options.add_argument(flag)
+    # An explicit driver path keeps Selenium from looking for one on the network.
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()

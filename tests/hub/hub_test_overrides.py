@@ -14,8 +14,10 @@ import json
 import os
 from pathlib import Path
 
-from eodh_jpyauth.spawners import KubeSpawner as _EODHKubeSpawner
 from kubernetes_asyncio.client.rest import ApiException
+
+# The production spawner class, as the extra config left it.
+_EODHKubeSpawner = c.JupyterHub.spawner_class
 
 
 class _RecordingCoreV1Api:
@@ -32,6 +34,7 @@ class _RecordingCoreV1Api:
         async def call(*args, **kwargs):
             entry = {
                 "user": self._spawner.user.name,
+                "server": self._spawner.name,
                 "method": method,
                 "name": kwargs.get("name"),
                 "namespace": kwargs.get("namespace"),
@@ -75,6 +78,7 @@ class RecordingKubeSpawner(_EODHKubeSpawner):
         container = pod.spec.containers[0]
         record = {
             "user": self.user.name,
+            "server": self.name,
             "user_options": self.user_options,
             # KubeSpawner creates the namespace, PVC and pod in self.namespace.
             "namespace": self.namespace,
@@ -85,7 +89,9 @@ class RecordingKubeSpawner(_EODHKubeSpawner):
             "env": {e.name: e.value for e in container.env or []},
         }
         record_dir = Path(os.environ["EODH_TEST_RECORD_DIR"])
-        (record_dir / f"{self.user.name}.json").write_text(json.dumps(record, default=str))
+        # The user's latest spawn, and (named servers) each server's own.
+        for stem in {self.user.name, f"{self.user.name}~{self.name}" if self.name else ""} - {""}:
+            (record_dir / f"{stem}.json").write_text(json.dumps(record, default=str))
         self._recording_running = True
         return os.environ["EODH_TEST_NOTEBOOK_URL"]
 
@@ -113,5 +119,6 @@ if c.EODHAuthenticator.oauth_callback_url != _production_callback:
         f"expected {_production_callback!r}"
     )
 c.EODHAuthenticator.oauth_callback_url = "http://" + _production_callback.removeprefix("https://")
+c.JupyterHub.public_url = "http://" + c.JupyterHub.public_url.removeprefix("https://")
 c.KubeSpawner.http_timeout = 15
 c.KubeSpawner.start_timeout = 30

@@ -7,7 +7,6 @@ import ast
 import pytest
 from eodh_jpyauth.auth import EODHAuthenticator
 from eodh_jpyauth.spawners import KubeSpawner as EODHKubeSpawner
-from traitlets import import_item
 from traitlets.config import Config
 
 from tests.support.hub_config import (
@@ -39,7 +38,7 @@ def test_files_run_in_name_order():
 def test_classes_resolve_to_eodh_jpyauth(c):
     # The authenticator is eodh-jpyauth's, narrowed by file 2 to check the claim.
     assert issubclass(c.JupyterHub.authenticator_class, EODHAuthenticator)
-    assert import_item(c.JupyterHub.spawner_class) is EODHKubeSpawner
+    assert issubclass(c.JupyterHub.spawner_class, EODHKubeSpawner)
 
 
 def test_templates_and_template_vars(c):
@@ -80,7 +79,8 @@ def test_authenticator_instance_takes_the_config(c):
 
 
 def test_hub_policies(c):
-    assert c.JupyterHub.allow_named_servers is False
+    # The Resource Catalogue's launches need named servers (test_launch_url.py).
+    assert c.JupyterHub.allow_named_servers is True
     assert c.JupyterHub.concurrent_spawn_limit > 0
     assert 0 < c.JupyterHub.cookie_max_age_days <= 1
 
@@ -126,7 +126,6 @@ def test_spawner_naming_and_hooks(c):
     assert k.enable_user_namespaces is True
     assert k.user_namespace_template == "ws-{workspace}"
     assert k.pvc_name_template == "pvc-{workspace}"
-    assert k.pod_name_template == "jupyter-{username}"
     assert callable(k.options_form) and callable(k.options_from_form)
     assert callable(k.pre_spawn_hook)
     assert "profile_list" not in k, "profiles belong to the chart's singleuser.profileList"

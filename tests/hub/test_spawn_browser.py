@@ -13,13 +13,9 @@ refusal echoing a tampered workspace, and one echoing a tampered profile.
 from __future__ import annotations
 
 import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.select import Select
@@ -31,35 +27,9 @@ from tests.support.hub_config import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 # Set by `make screenshots`: where the README's screenshots live.
 DOCS_SCREENSHOTS = os.environ.get("EODH_SCREENSHOTS")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("Debian's chromium and chromium-driver are required for the browser tests")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--window-size=1200,1000",
-    ):
-        options.add_argument(flag)
-    # An explicit driver path keeps Selenium from looking for one on the network.
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
 
 
 def login(browser, real_hub, kc, username):

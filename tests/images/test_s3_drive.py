@@ -3,6 +3,7 @@ s3contents and hybridcontents, configured from the hub spawner's own environment
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -220,3 +221,23 @@ def test_credentials_expire_mid_session_and_reassume_with_the_refreshed_token(
         wait_for(lambda: Path(credentials.token_file).read_text() == good, 10, "recovery")
         assert cm.get("s3/a.txt")["content"] == "v1"
         assert aws.sts.tokens[-1] == good
+
+
+def test_a_launched_notebook_opens_at_the_path_the_launch_url_names(
+    aws: Aws, tmp_path: Path
+) -> None:
+    """The Resource Catalogue uploads to s3://<bucket>/<ws>/jupyter/<server>.ipynb and sends
+    the browser to .../lab/tree/s3/jupyter/<server>.ipynb (eodhp-guide, parameterised-
+    notebook-and-workflow-launch.md): that path must open the uploaded notebook, straight
+    after the upload (no marker yet: the marker function may still be running)."""
+    workspace = new_workspace()
+    server = "ndvi-notebook_123456"
+    aws.s3.put_object(
+        Bucket=aws.bucket,
+        Key=f"{workspace}/jupyter/{server}.ipynb",
+        Body=json.dumps(NOTEBOOK).encode(),
+    )
+    with contents_manager(env_for(aws, tmp_path, workspace, fake_jwt(time.time() + 3600))) as cm:
+        model = cm.get(f"s3/jupyter/{server}.ipynb")
+        assert model["type"] == "notebook"
+        assert model["content"]["cells"][0]["source"] == "# Workspace analysis"
