@@ -35,7 +35,7 @@ STORED: dict[str, Any] = {
         "finalizers": ["resources-finalizer.argocd.argoproj.io"],
         "labels": {"app.kubernetes.io/part-of": "eodhp"},
         "annotations": {
-            "kubectl.kubernetes.io/last-applied-configuration": '{"apiVersion":"argoproj.io/v1alpha1"}',
+            "kubectl.kubernetes.io/last-applied-configuration": '{"kind":"Application"}',
             "notifications.argoproj.io/subscribe.on-sync-failed.slack": "eodhp-alerts",
         },
         "ownerReferences": [
