@@ -61,27 +61,22 @@ def code_archive(source_dir: Path) -> tuple[pulumi.AssetArchive, str]:
 
 
 def object_created_pattern(
-    bucket: str, marker_name: str, platform_prefixes: tuple[str, ...] = PLATFORM_PREFIXES
+    bucket: str, platform_prefixes: tuple[str, ...] = PLATFORM_PREFIXES
 ) -> dict:
-    """EventBridge pattern: this bucket's "Object Created" events, marker keys and the
-    platform's own prefixes left out.
+    """EventBridge pattern: this bucket's "Object Created" events, the platform's own
+    prefixes left out (`anything-but` with a `wildcard` list, EventBridge user guide
+    "Comparison operators"; `*` matches any run of characters, `/` included).
 
-    S3's EventBridge events carry the requester's account, not its principal, so the
-    function cannot tell its own markers from others' there: every marker key is dropped
-    instead. A directory made only of a marker (s3contents' mkdir, always inside a visible
-    directory) needs nothing. Two exclusions on one field need one `anything-but` with a
-    `wildcard` list (EventBridge user guide "Comparison operators", anything-but using a
-    wildcard; aws/event-ruler); `*` matches any run of characters, `/` included.
+    Marker keys are kept: S3's EventBridge events carry the requester's account, not its
+    principal, so the rule cannot tell the function's own markers (each then costs one
+    refused request) from a `.s3keep` a user uploads into a new directory, whose parents
+    still need markers.
     """
-    excluded = [f"*/{marker_name}", *(f"{prefix}/*" for prefix in platform_prefixes)]
-    return {
-        "source": ["aws.s3"],
-        "detail-type": ["Object Created"],
-        "detail": {
-            "bucket": {"name": [bucket]},
-            "object": {"key": [{"anything-but": {"wildcard": excluded}}]},
-        },
-    }
+    detail: dict = {"bucket": {"name": [bucket]}}
+    if platform_prefixes:
+        excluded = [f"{prefix}/*" for prefix in platform_prefixes]
+        detail["object"] = {"key": [{"anything-but": {"wildcard": excluded}}]}
+    return {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": detail}
 
 
 @dataclass(frozen=True)
@@ -188,6 +183,8 @@ class MarkerFunction(pulumi.ComponentResource):
                     "LOG_LEVEL": args.log_level,
                     "EXECUTION_ROLE_ID": role.unique_id,
                     "PLATFORM_PREFIXES": ",".join(args.platform_prefixes),
+                    # Where a walk cut short records what it left unmarked (the handler).
+                    "FAILURE_QUEUE_URL": failures.url,
                 }
             ),
             tags={"eodh:code-sha256": code_sha256},
@@ -237,9 +234,7 @@ class MarkerFunction(pulumi.ComponentResource):
                 f"{name}-object-created",
                 description="The workspace bucket's new objects, for the .s3keep function",
                 event_pattern=pulumi.Output.from_input(args.bucket).apply(
-                    lambda b: json.dumps(
-                        object_created_pattern(b, args.marker_name, args.platform_prefixes)
-                    )
+                    lambda b: json.dumps(object_created_pattern(b, args.platform_prefixes))
                 ),
                 opts=child,
             )

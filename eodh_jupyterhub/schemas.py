@@ -22,6 +22,7 @@ EXTERNAL_SECRETS_CRDS = {
     "ExternalSecret": "external-secrets-2.9.0/external-secrets.io_externalsecrets.yaml",
     "SecretStore": "external-secrets-2.9.0/external-secrets.io_secretstores.yaml",
 }
+ARGOCD_APPLICATION_CRD = "argo-cd-3.5.1/application-crd.yaml"
 Z2JH_SCHEMA = "jupyterhub-4.2.0/values.schema.json"
 Z2JH_DEFAULTS = "jupyterhub-4.2.0/values.yaml"
 
@@ -64,6 +65,13 @@ def external_secrets_schema(kind: str, version: str = "v1") -> dict[str, Any]:
                 raise LookupError(f"{kind} {version} is not served by External Secrets 2.9")
             return forbid_unknown_fields(copy.deepcopy(entry["schema"]["openAPIV3Schema"]))
     raise LookupError(f"{EXTERNAL_SECRETS_CRDS[kind]} has no version {version}")
+
+
+def argocd_application_schema() -> dict[str, Any]:
+    """Argo CD's Application (argoproj.io/v1alpha1), unknown fields refused."""
+    crd = yaml.safe_load(schema_path(ARGOCD_APPLICATION_CRD).read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1" and v["served"]]
+    return forbid_unknown_fields(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
 
 
 @cache

@@ -111,3 +111,16 @@ def kubernetes_context(stack: str, root: Path = PROJECT_ROOT) -> str:
     if not context:
         raise StackConfigError(f"Pulumi.{stack}.yaml: kubernetes:context is not set")
     return context
+
+
+def pulumi_stack_name(stack: str, org: str | None) -> str:
+    """`<org>/<stack>`, the name the docs and CI use. Pulumi Cloud resolves a bare `<stack>`
+    in the user's default organisation, which need not be the one holding the stacks."""
+    if not org:
+        raise StackConfigError(
+            "no Pulumi organisation: set PULUMI_ORG (as CI's vars.PULUMI_ORG) or pass --org, "
+            f"so the stack is <org>/{stack} and not {stack} in your default organisation"
+        )
+    if "/" in org:
+        raise StackConfigError(f"--org/PULUMI_ORG is an organisation name, got {org!r}")
+    return f"{org}/{stack}"

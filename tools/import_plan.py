@@ -1,7 +1,7 @@
 """Adoption plan for an environment ArgoCD runs today: what `pulumi import` must take over.
 
     python -m tools.import_plan dev      # writes build/dev/import.json and build/dev/import-plan.md
-    python -m tools.import_plan dev --run-import    # ... then runs `pulumi import` with it
+    python -m tools.import_plan dev --run-import --org <org>   # ... then `pulumi import` into <org>/dev
 
 The program runs under the offline mocks (as `make render` does); every resource it declares is
 put in exactly one class:
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -406,11 +407,13 @@ def write_plan(stack: str, out_root: Path) -> ImportPlan:
     return plan
 
 
-def import_command(stack: str, import_file: Path | str, preview_only: bool = False) -> list[str]:
+def import_command(
+    stack_name: str, import_file: Path | str, preview_only: bool = False
+) -> list[str]:
     """Flags as pulumi/pulumi's `NewImportCmd` defines them. Imports stay protected (the CLI's
     default) until the first up applies the program's own protect flags, so an unexpected
     replace of an imported resource stops that up instead of deleting it."""
-    command = ["pulumi", "import", "--stack", stack, "--file", str(import_file)]
+    command = ["pulumi", "import", "--stack", stack_name, "--file", str(import_file)]
     command.append("--generate-code=false")  # the program already declares them
     command.append("--preview-only" if preview_only else "--yes")
     return command
@@ -451,12 +454,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--preview-only", action="store_true", help="with --run-import: show, import nothing"
     )
+    parser.add_argument(
+        "--org", default=os.environ.get("PULUMI_ORG"), help="Pulumi organisation (PULUMI_ORG)"
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from eodh_jupyterhub.settings import SettingsError
-    from eodh_jupyterhub.stack_config import StackConfigError
+    from eodh_jupyterhub.stack_config import StackConfigError, pulumi_stack_name
 
     try:
+        stack_name = pulumi_stack_name(args.stack, args.org) if args.run_import else ""
         plan = write_plan(args.stack, args.out)
     except (SettingsError, StackConfigError) as error:
         print(error, file=sys.stderr)
@@ -473,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         if refusals:
             print("refusing to import, nothing imported:", *refusals, sep="\n  ", file=sys.stderr)
             return 1
-        command = import_command(args.stack, import_file, args.preview_only)
+        command = import_command(stack_name, import_file, args.preview_only)
         print("+ " + shlex.join(command), flush=True)
         return subprocess.run(command, cwd=ROOT).returncode
     return 0

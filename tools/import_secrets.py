@@ -1,7 +1,7 @@
 """Import the running hub's cookie secret, proxy token and crypt key into the program's
 generators, so the first `pulumi up` keeps every user logged in and stored auth state readable.
 
-    python -m tools.import_secrets dev          # reads jupyter/hub, runs Pulumi's import
+    python -m tools.import_secrets dev --org <org>   # reads jupyter/hub, imports into <org>/dev
 
 The values come from the chart's Secret `hub` in the release namespace (vendor/jupyterhub-4.2.0
 templates/hub/secret.yaml: keys `hub.config.JupyterHub.cookie_secret`,
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -104,8 +105,9 @@ def mask(text: str, values: dict[str, str]) -> str:
     return text
 
 
-def run_import(stack: str, document: dict[str, Any], values: dict[str, str]) -> int:
-    command = ["pulumi", "import", "--stack", stack, "--file", "/dev/stdin"]
+def run_import(stack_name: str, document: dict[str, Any], values: dict[str, str]) -> int:
+    """`stack_name` is `<org>/<env>` (stack_config.pulumi_stack_name)."""
+    command = ["pulumi", "import", "--stack", stack_name, "--file", "/dev/stdin"]
     command += ["--generate-code=false", "--suppress-outputs", "--yes"]
     print("+ " + " ".join(command) + "   # import file on stdin, never on disk", flush=True)
     done = subprocess.run(
@@ -124,13 +126,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"the {COMPONENT} component is already in the stack's state",
     )
+    parser.add_argument(
+        "--org", default=os.environ.get("PULUMI_ORG"), help="Pulumi organisation (PULUMI_ORG)"
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from components.hub_secrets import ImportValueError
     from eodh_jupyterhub.offline import run_stack
-    from eodh_jupyterhub.stack_config import StackConfigError, kubernetes_context
+    from eodh_jupyterhub.stack_config import (
+        StackConfigError,
+        kubernetes_context,
+        pulumi_stack_name,
+    )
 
     try:
+        stack_name = pulumi_stack_name(args.stack, args.org)
         context = kubernetes_context(args.stack)
     except StackConfigError as error:
         print(error, file=sys.stderr)
@@ -145,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         # The message names the secret and what was expected, never the value.
         print(f"not imported: {error}", file=sys.stderr)
         return 1
-    return run_import(args.stack, document, values)
+    return run_import(stack_name, document, values)
 
 
 if __name__ == "__main__":

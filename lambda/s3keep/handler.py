@@ -17,12 +17,22 @@ session named after the function, so an S3 event of its write carries
 `userIdentity.principalId` = `AWS:<role unique id>:<function name>` (the id of an
 assumed-role session, `AROA...:<session name>`, prefixed `AWS:`). Every container of the
 function agrees on that without sharing anything, so scale-out costs no extra request.
-EventBridge's "Object Created" carries only the requester's account, so there the rule
-itself leaves marker keys out.
+EventBridge's "Object Created" carries only the requester's account: there the function's
+own markers come back as events and each costs one refused request (its parent exists), the
+price of still serving a user who uploads a `.s3keep` of their own into a new directory.
 
 Loops. Markers are created only if absent, so a marker event can only create markers for
 strict ancestors of its own directory: every round of events moves at least one level up
 the tree and the chain ends within the tree's depth.
+
+Nothing lost silently. A walk cut short after it created a marker cannot be finished by
+Lambda's retry of the event (the retry stops at that marker, 412) and the marker's own event
+does not walk further: so the function itself sends the markers it left unmarked to the
+failure queue (FAILURE_QUEUE_URL) and, if even that fails, logs them in an ERROR line naming
+the replay command. A create that keeps conflicting (409) is an error, not a success: the
+key's other writer may have been a delete. `tools/replay_markers.py` drains the failure
+queue (these records and Lambda's own on-failure records) and creates every marker they
+name, each only if absent.
 
 Bounded work. A key can hold ~500 levels (1,024 bytes). Only the top MAX_DEPTH directories
 of a workspace are marked; deeper ones are logged as skipped (JSON), so one event costs at
@@ -157,11 +167,12 @@ class MarkerStore:
                 if status == 412 or code == "PreconditionFailed":
                     return PutResult(created=False)
                 if status == 409 or code == "ConditionalRequestConflict":
+                    _log(logging.WARNING, "conflicting write, retrying", bucket=bucket, key=key)
                     continue
                 raise
             return PutResult(created=True, version_id=response.get("VersionId"))
-        # Still conflicting: another writer is busy with this very key; its event covers it.
-        return PutResult(created=False)
+        # The other writer may have been a delete: nothing says the marker exists.
+        raise MarkerConflict(f"{key}: 409 on all {CONFLICT_ATTEMPTS} attempts")
 
 
 def directories_to_mark(
@@ -196,6 +207,27 @@ def directories_to_mark(
 
 class MarkerError(RuntimeError):
     """Raised so that Lambda retries the event and then sends it to the on-failure queue."""
+
+
+class MarkerConflict(RuntimeError):
+    """409 on every attempt: another write or delete of the marker kept running."""
+
+
+UNMARKED_RECORD = "s3keep/unmarked-markers"
+REPLAY_COMMAND = "uv run --frozen python -m tools.replay_markers --queue-url <failure queue url>"
+
+
+class FailureQueue:
+    """The function's on-failure SQS queue, for markers a Lambda retry could not create."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self.queue_url = queue_url
+
+    def send_unmarked(self, bucket: str, key: str, markers: list[str], error: str) -> None:
+        body = {"type": UNMARKED_RECORD, "bucket": bucket, "key": key, "markers": markers}
+        body["error"] = error
+        self._client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body))
 
 
 @dataclass(frozen=True)
@@ -276,6 +308,7 @@ class MarkerFunction:
         role_id: str | None = None,
         max_depth: int = MAX_DEPTH,
         platform_prefixes: frozenset[str] = frozenset(),
+        failures: FailureQueue | None = None,
     ) -> None:
         if not marker_name or "/" in marker_name:
             raise ValueError(f"MARKER_NAME must be a plain file name, got {marker_name!r}")
@@ -287,6 +320,7 @@ class MarkerFunction:
         self.role_id = role_id
         self.max_depth = max_depth
         self.platform_prefixes = platform_prefixes
+        self.failures = failures
 
     def handle(self, event: Mapping[str, Any], request_id: str | None = None) -> dict[str, Any]:
         created: list[str] = []
@@ -339,6 +373,15 @@ class MarkerFunction:
                 created += self._walk(item.bucket, directories, known, request_id)
             except Exception as error:
                 failed.append(item.key)
+                created += getattr(error, "created", [])
+                unmarked = getattr(error, "unmarked", None)
+                # A retry of this event stops at the marker the walk created (412): only a
+                # record of what is left lets anyone finish it.
+                queued = (
+                    self._queue_unmarked(item, unmarked, error, request_id)
+                    if unmarked and getattr(error, "created", None)
+                    else None
+                )
                 _log(
                     logging.ERROR,
                     "could not mark directories",
@@ -346,7 +389,9 @@ class MarkerFunction:
                     bucket=item.bucket,
                     key=item.key,
                     marker=getattr(error, "marker", None),
-                    unmarked=getattr(error, "unmarked", None),
+                    unmarked=unmarked,
+                    queued=queued,
+                    replay=None if queued is None else REPLAY_COMMAND,
                     error=type(error.__cause__ or error).__name__,
                     request_id=request_id,
                 )
@@ -355,6 +400,26 @@ class MarkerFunction:
         if failed:
             raise MarkerError(f"could not mark directories for: {', '.join(failed)}")
         return {"created": created}
+
+    def _queue_unmarked(
+        self, item: CreatedObject, unmarked: list[str], error: Exception, request_id: str | None
+    ) -> bool:
+        """Whether the failure queue now holds the markers this walk left unmarked."""
+        if self.failures is None:
+            return False
+        try:
+            self.failures.send_unmarked(item.bucket, item.key, unmarked, type(error).__name__)
+        except Exception:
+            _log(
+                logging.ERROR,
+                "could not queue the unmarked markers: create them by hand or replay",
+                exc_info=True,
+                bucket=item.bucket,
+                markers=unmarked,
+                request_id=request_id,
+            )
+            return False
+        return True
 
     def _walk(
         self,
@@ -407,6 +472,42 @@ class MarkerFunction:
         return self.store.create_if_absent(bucket, marker_key)
 
 
+def markers_to_replay(
+    body: Mapping[str, Any],
+    marker_name: str = DEFAULT_MARKER_NAME,
+    platform_prefixes: frozenset[str] = frozenset(),
+    max_depth: int = MAX_DEPTH,
+) -> list[tuple[str, str]]:
+    """(bucket, marker key) pairs a failure-queue message asks for, deepest first.
+
+    Two kinds of message: this function's own record of a walk cut short (UNMARKED_RECORD),
+    and Lambda's on-failure record of an event whose retries were exhausted (the event in
+    `requestPayload`; Lambda developer guide, "Capturing records of asynchronous
+    invocations"), for which every directory of every object is due: the event's walk may
+    have stopped at a marker its own earlier attempt created.
+    """
+    if body.get("type") == UNMARKED_RECORD:
+        return [(str(body["bucket"]), str(marker)) for marker in body["markers"]]
+    event = body.get("requestPayload", body)
+    pairs: list[tuple[str, str]] = []
+    for item in created_objects(event):
+        if not is_workspace(item.key.split("/", 1)[0], platform_prefixes):
+            continue
+        for directory in directories_to_mark(item.key, marker_name, max_depth):
+            pairs.append((item.bucket, directory + marker_name))
+    return pairs
+
+
+def replay(store: MarkerStore, pairs: list[tuple[str, str]]) -> list[str]:
+    """Create each marker unless it exists, without stopping at one that does; returns the
+    markers created. Raises on the first that cannot be created (the message stays queued)."""
+    created = []
+    for bucket, key in pairs:
+        if store.create_if_absent(bucket, key).created:
+            created.append(key)
+    return created
+
+
 def new_client() -> Any:
     return boto3.client("s3", config=CLIENT_CONFIG)
 
@@ -425,6 +526,8 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         platform_prefixes = frozenset(
             p for p in os.environ.get("PLATFORM_PREFIXES", "").split(",") if p
         )
+        queue_url = os.environ.get("FAILURE_QUEUE_URL")
+        failures = FailureQueue(boto3.client("sqs"), queue_url) if queue_url else None
         _function = MarkerFunction(
             MarkerStore(new_client()),
             marker_name,
@@ -432,6 +535,7 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
             role_id=role_id,
             max_depth=max_depth,
             platform_prefixes=platform_prefixes,
+            failures=failures,
         )
         # AWS does not publish the runtime's bundled SDK version: record it on cold start.
         _log(
@@ -444,5 +548,6 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
             role_id=role_id,
             max_depth=max_depth,
             platform_prefixes=sorted(platform_prefixes),
+            failure_queue=queue_url,
         )
     return _function.handle(event, request_id=getattr(context, "aws_request_id", None))

@@ -66,6 +66,14 @@ class World:
     bucket: str = BUCKET
     function_session: Any = None  # the function's execution-role session (boto3.Session)
     role_id: str = ""  # the execution role's unique id (AROA...)
+    failure_queue_url: str = ""  # the function's on-failure queue (its own records land here)
+
+    def failure_records(self) -> list[dict[str, Any]]:
+        """The function's own records in its failure queue (left there: a replay reads them)."""
+        messages = self.sqs.receive_message(
+            QueueUrl=self.failure_queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0
+        ).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
 
     def put(self, key: str, body: bytes = b"x") -> None:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
@@ -172,6 +180,7 @@ def make_world(*, versioning: bool = True, bucket: str = BUCKET) -> World:
         bucket=bucket,
         function_session=function_session,
         role_id=role["RoleId"],
+        failure_queue_url=sqs.create_queue(QueueName=f"{bucket}-failures")["QueueUrl"],
     )
     world.receive_all()  # drop the s3:TestEvent sent when the notification is configured
     return world
@@ -223,6 +232,7 @@ def function_under_test(
         role_id=world.role_id if role_id else None,
         # As the program configures it (components/marker_function.py PLATFORM_PREFIXES).
         platform_prefixes=frozenset({"workflow-harvester"}),
+        failures=module.FailureQueue(world.function_session.client("sqs"), world.failure_queue_url),
     )
     return function, requests
 

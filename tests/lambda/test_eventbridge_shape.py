@@ -88,3 +88,18 @@ def test_malformed_eventbridge_event_is_an_error(world: Any, function: Any) -> N
     event = {"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {}}}
     with pytest.raises(harness.load_handler().MarkerError):
         fn.handle(event)
+
+
+def test_a_users_own_marker_in_a_new_directory_gets_its_parents_marked(
+    world: Any, function: Any
+) -> None:
+    # The rule passes marker keys (it cannot tell whose they are): a user's `.s3keep` in a
+    # new directory, and the function's own markers, which then cost at most one request.
+    fn, requests = function
+    world.put("ws1/new/deeper/.s3keep", b"")
+    for event in _as_eventbridge(world.receive_all()):
+        fn.handle(event)
+    assert world.markers() == {"ws1/new/deeper/.s3keep", "ws1/new/.s3keep"}
+    for event in _as_eventbridge(world.receive_all()):  # the function's own marker's event
+        assert fn.handle(event) == {"created": []}
+    assert requests.object_keys() == ["ws1/new/.s3keep"]

@@ -64,27 +64,53 @@ def test_walk_cut_short_is_finished_by_the_same_invocation(world: Any, function:
     assert stats.invocations == stats.events
 
 
-def test_walk_that_cannot_finish_names_what_it_left_unmarked(
+def test_walk_that_cannot_finish_queues_what_it_left_unmarked_and_a_replay_finishes_it(
     world: Any, function: Any, capsys: Any
 ) -> None:
-    # The known limit of ignoring own events: when the parent keeps failing past the
-    # in-place retries, Lambda's retry of the event meets the deepest marker (412) and
-    # stops, so the event "succeeds" on retry. The invocation that failed is counted in
-    # the function's Errors metric and logs exactly which markers are missing.
+    # When the parent keeps failing past the in-place retries, Lambda's retry of the event
+    # meets the deepest marker (412) and stops: the event "succeeds" on retry and Lambda's
+    # own on-failure record never comes. So the failing invocation queues what it left.
     fn, _ = function
     world.put("ws1/a/b/c/f.txt")
     with harness.faulty_puts({"ws1/a/b/.s3keep": [INTERNAL] * 30}):
         stats = harness.drain(world, fn.handle)
     assert world.markers() == {"ws1/a/b/c/.s3keep"}
     assert stats.invocations == stats.events + 1  # one failed attempt, then a "success"
+    (record,) = world.failure_records()
+    assert record == {
+        "type": "s3keep/unmarked-markers",
+        "bucket": world.bucket,
+        "key": "ws1/a/b/c/f.txt",
+        "markers": ["ws1/a/b/.s3keep", "ws1/a/.s3keep"],
+        "error": "ClientError",
+    }
     errors = [
         line
         for line in map(json.loads, capsys.readouterr().out.splitlines())
         if line["level"] == "ERROR"
     ]
     assert len(errors) == 1
-    assert errors[0]["marker"] == "ws1/a/b/.s3keep"
     assert errors[0]["unmarked"] == ["ws1/a/b/.s3keep", "ws1/a/.s3keep"]
+    assert errors[0]["queued"] is True and "tools.replay_markers" in errors[0]["replay"]
+    module = harness.load_handler()
+    store = module.MarkerStore(harness.function_client(world))
+    assert module.replay(store, module.markers_to_replay(record)) == record["markers"]
+    assert world.markers() == harness.required_markers(["ws1/a/b/c/f.txt"])
+
+
+def test_unmarked_markers_are_logged_when_even_the_queue_fails(
+    world: Any, function: Any, capsys: Any
+) -> None:
+    fn, _ = function
+    fn.failures.queue_url = world.failure_queue_url + "-deleted"  # SendMessage refused
+    world.put("ws1/a/b/f.txt")
+    with harness.faulty_puts({"ws1/a/.s3keep": [INTERNAL] * 30}):
+        harness.drain(world, fn.handle)
+    lines = list(map(json.loads, capsys.readouterr().out.splitlines()))
+    (lost,) = [line for line in lines if line["message"].startswith("could not queue")]
+    assert lost["markers"] == ["ws1/a/.s3keep"] and lost["bucket"] == world.bucket
+    (failed,) = [line for line in lines if line["message"] == "could not mark directories"]
+    assert failed["queued"] is False and failed["unmarked"] == ["ws1/a/.s3keep"]
 
 
 def test_conflict_is_retried_then_settles(world: Any, function: Any) -> None:
@@ -97,13 +123,45 @@ def test_conflict_is_retried_then_settles(world: Any, function: Any) -> None:
     assert stats.invocations == stats.events
 
 
-def test_lasting_conflict_is_someone_elses_write_not_an_error(world: Any, function: Any) -> None:
+def test_lasting_conflict_is_an_error_that_is_logged_and_retried(
+    world: Any, function: Any, capsys: Any
+) -> None:
+    # The other writer may have been a delete: a marker that kept conflicting may not exist.
     fn, requests = function
     world.put("ws1/a/f.txt")
     (event,) = world.receive_all()
-    with harness.faulty_puts({"ws1/a/.s3keep": [CONFLICT] * 3}):
-        assert fn.handle(event) == {"created": []}
+    with (
+        harness.faulty_puts({"ws1/a/.s3keep": [CONFLICT] * 3}),
+        pytest.raises(harness.load_handler().MarkerError, match=r"ws1/a/f\.txt"),
+    ):
+        fn.handle(event)
     assert len(requests) == 3
+    lines = list(map(json.loads, capsys.readouterr().out.splitlines()))
+    assert [line["level"] for line in lines] == ["WARNING", "WARNING", "WARNING", "ERROR"]
+    assert lines[-1]["marker"] == "ws1/a/.s3keep" and lines[-1]["error"] == "MarkerConflict"
+    # Nothing was created, so Lambda's retry walks the whole way again: nothing to queue.
+    assert world.failure_records() == []
+
+
+def test_a_failed_events_record_replays_every_directory(world: Any) -> None:
+    # Lambda's on-failure record of an event whose retries were exhausted: an earlier
+    # attempt may have created the deepest marker, so the replay does not stop at it.
+    world.put("ws1/a/b/c/f.txt")
+    world.put("workflow-harvester/x/y.json")
+    events = world.receive_all()
+    world.s3.put_object(Bucket=world.bucket, Key="ws1/a/b/c/.s3keep", Body=b"")
+    module = harness.load_handler()
+    pairs = [
+        pair
+        for event in events
+        for pair in module.markers_to_replay(
+            {"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": event},
+            platform_prefixes=frozenset({"workflow-harvester"}),
+        )
+    ]
+    store = module.MarkerStore(harness.function_client(world))
+    assert module.replay(store, pairs) == ["ws1/a/b/.s3keep", "ws1/a/.s3keep"]
+    assert world.markers() == harness.required_markers(["ws1/a/b/c/f.txt"])
 
 
 def test_unexpected_error_is_logged_with_the_key_and_reaches_the_destination(

@@ -35,7 +35,6 @@ def test_the_objects_marked_are_the_releases(dev_release) -> None:
         "configmap/hub",
         "service/proxy-public",
         "serviceaccount/hub",
-        "role.rbac.authorization.k8s.io/hub",
         "networkpolicy.networking.k8s.io/hub",
     ):
         assert expected in refs
@@ -194,10 +193,6 @@ def _edit_selector(live: dict) -> None:
         live[("Deployment", name)]["spec"]["selector"]["matchLabels"]["release"] = "jhub"
 
 
-def _edit_role_ref(live: dict) -> None:
-    live[("RoleBinding", "hub")]["roleRef"]["name"] = "jhub-hub"
-
-
 def _drop_claim(live: dict) -> None:
     del live[("PersistentVolumeClaim", "hub-db-dir")]
 
@@ -218,7 +213,6 @@ def _immutable_secret(live: dict) -> None:
                 "deployment.apps/proxy: spec.selector",
             ],
         ),
-        (_edit_role_ref, ["rolebinding.rbac.authorization.k8s.io/hub: roleRef"]),
         (_drop_claim, ["persistentvolumeclaim/hub-db-dir: not found"]),
         (_immutable_secret, ["secret/hub: the live object is immutable: true"]),
     ],
@@ -235,6 +229,15 @@ def test_a_field_the_api_server_will_not_change_stops_the_adoption_before_anythi
     assert len(reasons) == len(expected)
     for reason, start in zip(reasons, expected, strict=True):
         assert reason.startswith(start), reason
+
+
+def test_a_binding_to_another_role_is_refused() -> None:
+    # The chart renders no binding with rbac.create false; the rule stays for one that does.
+    rendered = {"kind": "RoleBinding", "roleRef": {"kind": "Role", "name": "hub"}}
+    live = {"kind": "RoleBinding", "roleRef": {"kind": "Role", "name": "jhub-hub"}}
+    assert adopt_release.immutable_conflicts(rendered, live) == [
+        "roleRef {'kind': 'Role', 'name': 'jhub-hub'} -> {'kind': 'Role', 'name': 'hub'}"
+    ]
 
 
 def test_a_service_whose_cluster_ip_the_chart_pins_differently_is_refused() -> None:

@@ -233,11 +233,11 @@ def test_version_pins_the_programs_provider() -> None:
 
 
 def test_the_import_command_runs_the_file_without_code_generation() -> None:
-    assert import_plan.import_command("dev", "build/dev/import.json") == [
+    assert import_plan.import_command("eodhp/dev", "build/dev/import.json") == [
         "pulumi",
         "import",
         "--stack",
-        "dev",
+        "eodhp/dev",
         "--file",
         "build/dev/import.json",
         "--generate-code=false",
@@ -289,6 +289,7 @@ def test_importing_never_shrinks_the_providers_client_list(
     settings = _settings("dev")
     # moto makes the provider in its account: the stack's, so the ARN is the plan's id.
     monkeypatch.setenv("MOTO_ACCOUNT_ID", settings.aws_account)
+    monkeypatch.setenv("PULUMI_ORG", "eodhp")
     ran: list = []
     monkeypatch.setattr(import_plan.subprocess, "run", lambda *a, **k: ran.append(a) or _Done())
     with mock_aws():
@@ -305,8 +306,20 @@ def test_importing_never_shrinks_the_providers_client_list(
         assert f"keycloakProviderArn: {arn} in Pulumi.dev.yaml" in err
     else:
         assert (code, err) == (0, "")
-        assert len(ran) == 1 and ran[0][0][:2] == ["pulumi", "import"]
+        assert len(ran) == 1 and ran[0][0][:4] == ["pulumi", "import", "--stack", "eodhp/dev"]
 
 
 class _Done:
     returncode = 0
+
+
+def test_the_import_runs_only_into_an_organisations_stack(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # Pulumi Cloud would resolve a bare `dev` in the user's default organisation.
+    monkeypatch.delenv("PULUMI_ORG", raising=False)
+    ran: list = []
+    monkeypatch.setattr(import_plan.subprocess, "run", lambda *a, **k: ran.append(a))
+    assert import_plan.main(["dev", "--out", str(tmp_path), "--run-import"]) == 2
+    assert ran == []
+    assert "set PULUMI_ORG" in capsys.readouterr().err

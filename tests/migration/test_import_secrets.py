@@ -156,3 +156,12 @@ def test_values_go_through_a_pipe_and_output_is_masked(monkeypatch, capsys) -> N
     for value in values.values():
         assert value not in out.out and value not in out.err
     assert "[id=[secret]]" in out.out
+
+
+def test_secrets_are_imported_only_into_an_organisations_stack(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("PULUMI_ORG", raising=False)
+    ran: list = []
+    monkeypatch.setattr(import_secrets.subprocess, "run", lambda *a, **k: ran.append(a))
+    assert import_secrets.main(["dev"]) == 2
+    assert ran == []
+    assert "set PULUMI_ORG" in capsys.readouterr().err

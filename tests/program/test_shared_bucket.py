@@ -134,7 +134,8 @@ def test_rule_matches_only_this_buckets_object_created_events(
         "an upload": (_s3_event(bucket, "ws1/a/b.txt"), True),
         "a file named like a marker": (_s3_event(bucket, "ws1/a/x.s3keep"), True),
         "a console folder": (_s3_event(bucket, "ws1/a/b/"), True),
-        "a marker": (_s3_event(bucket, "ws1/a/.s3keep"), False),
+        # A user's own marker in a new directory still needs its parents marked.
+        "a marker": (_s3_event(bucket, "ws1/a/.s3keep"), True),
         # The platform's own prefix of the shared bucket is no workspace.
         "a platform service's file": (_s3_event(bucket, "workflow-harvester/r/x.json"), False),
         "a workspace named like its start": (_s3_event(bucket, "workflow-harvester2/a/b"), True),
