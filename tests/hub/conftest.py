@@ -30,6 +30,9 @@ USERS = {
     "erin": ["zeta"],
     "frank": ["eta"],
     "henry": ["iota"],
+    # Forged-request tests (test_forged_requests.py): one for requests, one for Chromium.
+    "victor": ["kappa", "lambda"],
+    "wendy": ["mu"],
     "mallory": ["theta", HOSTILE_SCRIPT, HOSTILE_ATTRIBUTE],
     # A misconfigured mapper: one string instead of an array.
     "stringy": "alpha",
