@@ -112,9 +112,12 @@ _eodh_user_role["scopes"] = [
 c.JupyterHub.load_roles = _eodh_roles
 
 # JupyterHub's default server-token scopes (the `server` role) plus ours; JupyterHub
-# intersects these with the owner's own scopes when it issues the token.
+# intersects these with the owner's own scopes when it issues the token. Ours is filtered
+# to the server itself (!server expands to !server=<user>/<server>, inside the owner's
+# !user grant): with !user, a server in one workspace could get the workspace token of
+# its owner's server in another (named servers).
 c.Spawner.server_token_scopes = [
     "users:activity!user",
     "access:servers!server",
-    f"{EODH_WORKSPACE_TOKEN_SCOPE}!user",
+    f"{EODH_WORKSPACE_TOKEN_SCOPE}!server",
 ]

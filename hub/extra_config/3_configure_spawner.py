@@ -519,7 +519,9 @@ class WorkspaceTokenHandler(APIHandler):
         user_name = self.get_argument("user", "") or (
             requester.name if isinstance(requester, User) else ""
         )
-        scope = f"{EODH_WORKSPACE_TOKEN_SCOPE}!user={user_name}"
+        # Per server: a server's own token holds the scope for itself only (file 1); the
+        # owner's user-wide grant covers each of their servers.
+        scope = f"{EODH_WORKSPACE_TOKEN_SCOPE}!server={user_name}/{server_name}"
         if not user_name or not has_scope(scope, self.parsed_scopes, db=self.db):
             raise web.HTTPError(403, "This token may not obtain workspace tokens for that user.")
 

@@ -73,6 +73,10 @@ def eodh_private_home(spawner, pod):
         raise RuntimeError("no workspace: refusing to build a pod without a private home")
     (notebook,) = [c for c in pod.spec.containers if c.name == EODH_NOTEBOOK_CONTAINER]
     homes = [m for m in notebook.volume_mounts or [] if m.mount_path == EODH_HOME]
+    if not homes:
+        # No volume at HOME (singleuser.storage.type none, or another homeMountPath): HOME
+        # is the container's own, and nothing another member writes is read from it.
+        return pod
     if len(homes) != 1 or homes[0].sub_path:
         raise RuntimeError(f"expected one whole-volume mount at {EODH_HOME}, got {homes}")
     (home,) = homes

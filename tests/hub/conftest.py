@@ -33,6 +33,9 @@ USERS = {
     "erin": ["zeta"],
     "frank": ["eta"],
     "henry": ["iota"],
+    # Forged-request tests (test_forged_requests.py): one for requests, one for Chromium.
+    "victor": ["kappa", "lambda"],
+    "wendy": ["mu"],
     "mallory": ["theta", HOSTILE_SCRIPT, HOSTILE_ATTRIBUTE],
     # The Resource Catalogue's notebook launches (test_launch_url.py).
     "lena": ["lambda", "mu"],

@@ -32,6 +32,7 @@ def test_files_run_in_name_order():
         "2_configure_authenticator.py",
         "3_configure_spawner.py",
         "4_workspace_homes.py",
+        "5_request_origins.py",
     ]
 
 
@@ -139,7 +140,7 @@ def test_workspace_token_scope_is_granted_to_users_and_server_tokens(c):
     assert set(c.Spawner.server_token_scopes) == {
         "users:activity!user",
         "access:servers!server",
-        f"{scope}!user",
+        f"{scope}!server",
     }
     (route,) = c.JupyterHub.extra_handlers
     assert route[0] == r"/api/eodh/workspace-token"

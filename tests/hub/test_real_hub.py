@@ -78,8 +78,15 @@ def test_token_without_the_scope_is_refused(real_hub, dave_server, kc):
 
 
 def test_unknown_server_is_404(real_hub, dave_server):
-    token = dave_server["env"]["JUPYTERHUB_API_TOKEN"]
-    assert real_hub.workspace_token(token, server="nope").status_code == 404
+    # A token of dave's own for all his servers; a server's token holds the scope for
+    # itself only, so it is refused before the lookup (test_forged_requests.py).
+    created = real_hub.admin(
+        "POST", "/users/dave/tokens", json={"scopes": ["custom:eodh:workspace-token!user"]}
+    )
+    assert created.status_code == 201, created.text
+    assert real_hub.workspace_token(created.json()["token"], server="nope").status_code == 404
+    server_token = dave_server["env"]["JUPYTERHUB_API_TOKEN"]
+    assert real_hub.workspace_token(server_token, server="nope").status_code == 403
 
 
 def test_exchange_failure_is_502_with_a_message(real_hub, dave_server, kc):
