@@ -125,7 +125,9 @@ class MarkerFunctionArgs:
 
 class MarkerFunction(pulumi.ComponentResource):
     function_arn: pulumi.Output[str]
+    function_name: pulumi.Output[str]
     failure_queue_url: pulumi.Output[str]
+    failure_queue_name: pulumi.Output[str]
     code_sha256: str
     """SHA-256 of the archive's content (names and bytes), known before deployment."""
 
@@ -254,7 +256,9 @@ class MarkerFunction(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
             )
         self.function_arn = function.arn
+        self.function_name = function.name
         self.failure_queue_url = failures.url
+        self.failure_queue_name = failures.name
         self.code_sha256 = code_sha256
         self.register_outputs(
             {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 
 from components.admission import HubAdmission, HubAdmissionArgs
+from components.alarms import MarkerAlarms, MarkerAlarmsArgs
 from components.external_secrets import (
     OAUTH_CLIENT_SECRET_KEY,
     WORKSPACES_CLIENT_SECRET_KEY,
@@ -114,6 +115,16 @@ def jupyterhub_program(settings: Settings) -> None:
             reserved_concurrency=settings.marker_reserved_concurrency,
             # A shared bucket's one notification configuration is not ours to write.
             trigger="bucket-notification" if workspace_bucket.managed else "eventbridge",
+        ),
+    )
+
+    MarkerAlarms(
+        "s3keep-alarms",
+        MarkerAlarmsArgs(
+            name_prefix=f"eodh-jupyterhub {settings.stack}:",
+            function_name=markers.function_name,
+            failure_queue_name=markers.failure_queue_name,
+            topic_arn=settings.alarm_topic_arn,
         ),
     )
 

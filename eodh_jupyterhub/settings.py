@@ -40,6 +40,7 @@ _IMAGE_RE = re.compile(
     r"(?P<repository>[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+)"
     r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
 )
+_SNS_TOPIC_ARN_RE = re.compile(r"arn:aws:sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}")
 _SECRET_NAME_RE = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _K8S_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -114,6 +115,8 @@ class Settings:
     # Apart from protect_data: other stacks (their keycloakProviderArn) and roles made outside
     # this program may trust the provider, so a throw-away stack's data policy must not decide.
     protect_keycloak_provider: bool
+    alarm_topic_arn: str | None = None
+    """SNS topic the marker function's alarms notify; None: the alarms only change state."""
     namespace: str = NAMESPACE
 
     @property
@@ -498,6 +501,13 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
             f"{json.dumps(access_logs_bucket)}"
         )
     protect_keycloak_provider = r.boolean("protectKeycloakProvider", "true", default=True)
+    # CloudWatch notifies only a topic in the alarm's own region.
+    alarm_topic_arn = r.optional_string(
+        "alarmTopicArn",
+        f"an SNS topic ARN in {aws_region} (or leave unset)",
+        f'"arn:aws:sns:{aws_region}:123456789012:eodhp-alerts"',
+        lambda v: bool((m := _SNS_TOPIC_ARN_RE.fullmatch(v)) and m["region"] == aws_region),
+    )
 
     _unknown_project_keys(r)
     if r.problems:
@@ -534,6 +544,7 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         marker_reserved_concurrency=marker_reserved_concurrency,
         manage_workspace_bucket=manage_workspace_bucket,
         protect_keycloak_provider=protect_keycloak_provider,
+        alarm_topic_arn=alarm_topic_arn,
     )
 
 

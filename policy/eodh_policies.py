@@ -584,6 +584,53 @@ def check_lambda_on_failure_destination(resources, config):
             yield orphan, "has no destinationConfig.onFailure.destination"
 
 
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+SQS_QUEUE = "aws:sqs/queue:Queue"
+# Services that invoke a function asynchronously (Lambda developer guide, "Invoking a Lambda
+# function asynchronously"): their failed events only reach the on-failure destination.
+ASYNC_INVOKERS = {"s3.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"}
+# The metrics an alarm on a failure queue can watch to see failed events wait.
+QUEUE_FAILURE_METRICS = {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"}
+
+
+def _alarms_on(resources: Sequence[Resource], target: Resource, namespace: str, metrics) -> bool:
+    return any(
+        alarm.props.get("namespace") == namespace
+        and alarm.props.get("metricName") in metrics
+        and alarm.refers_to("dimensions", target)
+        for alarm in resources
+        if alarm.type == METRIC_ALARM
+    )
+
+
+def check_async_failures_alarmed(resources, config):
+    """A function invoked asynchronously (it has an event invoke config, or S3, EventBridge
+    or SNS may invoke it) fails silently unless something watches: an alarm on its `Errors`,
+    and one on the depth or age of the queue its failed events go to."""
+    configs = [r for r in resources if r.type == LAMBDA_INVOKE_CONFIG]
+    permissions = [
+        r
+        for r in resources
+        if r.type == LAMBDA_PERMISSION and r.props.get("principal") in ASYNC_INVOKERS
+    ]
+    queues = [r for r in resources if r.type == SQS_QUEUE]
+    for function in (r for r in resources if r.type == LAMBDA_FUNCTION):
+        mine = [c for c in configs if c.refers_to("functionName", function)]
+        if not mine and not any(p.refers_to("function", function) for p in permissions):
+            continue
+        if not _alarms_on(resources, function, "AWS/Lambda", {"Errors"}):
+            yield function, "is invoked asynchronously but no alarm watches its AWS/Lambda Errors"
+        for queue in queues:
+            if any(c.refers_to("destinationConfig", queue) for c in mine) and not _alarms_on(
+                resources, queue, "AWS/SQS", QUEUE_FAILURE_METRICS
+            ):
+                yield (
+                    queue,
+                    f"receives {function.name}'s failed events but no alarm watches its "
+                    "ApproximateNumberOfMessagesVisible or ApproximateAgeOfOldestMessage",
+                )
+
+
 BUCKET_NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
 EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
 EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
@@ -799,6 +846,12 @@ RULES: tuple[Rule, ...] = (
         "Lambda functions (the .s3keep marker) send failed asynchronous events to an "
         "on-failure destination.",
         check_stack=check_lambda_on_failure_destination,
+    ),
+    Rule(
+        "lambda-failures-alarmed",
+        "Every asynchronously invoked Lambda function has an alarm on its Errors, and its "
+        "on-failure queue an alarm on its depth or oldest message's age.",
+        check_stack=check_async_failures_alarmed,
     ),
     Rule(
         "lambda-marker-present",

@@ -65,18 +65,9 @@ MARKER_WINDOW = datetime.timedelta(hours=24)
 SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 
 
-def hub_host(settings: Settings) -> str:
-    """The hub's primary host: the one place the smoke checks take it from.
-
-    Today the hub's callback and the chart's ingress use the platform domain
-    (hub/extra_config/2_configure_authenticator.py). Issue 16 moves the hub to the workspaces
-    domain with a `Settings.hub_host`: point this at it when that lands.
-    """
-    return settings.platform_domain
-
-
 def hub_url(settings: Settings) -> str:
-    return f"https://{hub_host(settings)}/notebooks"
+    """The hub's public URL: the one everything user-facing derives from (`hubHost`)."""
+    return settings.hub_url
 
 
 def expected_hub_version(chart: Path | None = None) -> str:

@@ -263,6 +263,7 @@ def test_make_smoke_reads_the_stack_and_fails_the_run(monkeypatch, tmp_path, cap
     assert "FAIL  proxy-route: no route to the hub\n      fix: restart the hub" in out
 
 
-def test_the_hub_host_is_the_one_the_callback_uses() -> None:
+def test_the_hub_is_checked_on_its_own_host() -> None:
     settings = load_settings(pulumi_config("prod"), "prod")
-    assert smoke.hub_url(settings) == f"https://{settings.platform_domain}/notebooks"
+    assert smoke.hub_url(settings) == f"https://{settings.hub_host}/notebooks"
+    assert settings.hub_host != settings.platform_domain

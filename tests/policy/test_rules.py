@@ -415,6 +415,67 @@ def test_function_without_invoke_config_fails():
     assert "has no FunctionEventInvokeConfig" in message
 
 
+QUEUE_ARN = "arn:aws:sqs:eu-west-2:123456789012:failures"
+QUEUE_URN = urn(eodh_policies.SQS_QUEUE, "failures")
+
+
+def queue() -> Declared:
+    return Declared(eodh_policies.SQS_QUEUE, "failures", {"name": "failures"}, urn=QUEUE_URN)
+
+
+def alarm(name: str, namespace: str, metric: str, on: str) -> Declared:
+    dimension = "FunctionName" if namespace == "AWS/Lambda" else "QueueName"
+    return Declared(
+        eodh_policies.METRIC_ALARM,
+        name,
+        {"namespace": namespace, "metricName": metric, "dimensions": {dimension: "x"}},
+        dependencies=(on,),
+    )
+
+
+def alarmed_function(*, errors=True, queue_metric="ApproximateNumberOfMessagesVisible"):
+    resources = [function(), invoke_config(QUEUE_ARN), queue()]
+    resources[1] = Declared(**(vars(resources[1]) | {"dependencies": (FUNCTION_URN, QUEUE_URN)}))
+    if errors:
+        resources.append(alarm("errors", "AWS/Lambda", "Errors", FUNCTION_URN))
+    if queue_metric:
+        resources.append(alarm("queued", "AWS/SQS", queue_metric, QUEUE_URN))
+    return resources
+
+
+@pytest.mark.parametrize(
+    "queue_metric", ["ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"]
+)
+def test_async_function_with_both_alarms_passes(queue_metric):
+    resources = alarmed_function(queue_metric=queue_metric)
+    assert violations_of("lambda-failures-alarmed", resources) == []
+
+
+def test_async_function_without_an_errors_alarm_fails():
+    message = only_message("lambda-failures-alarmed", alarmed_function(errors=False))
+    assert "no alarm watches its AWS/Lambda Errors" in message
+
+
+def test_an_alarm_on_another_function_does_not_count():
+    other = urn(eodh_policies.LAMBDA_FUNCTION, "other")
+    resources = [*alarmed_function(errors=False), alarm("e", "AWS/Lambda", "Errors", other)]
+    assert "no alarm watches its AWS/Lambda Errors" in only_message(
+        "lambda-failures-alarmed", resources
+    )
+
+
+@pytest.mark.parametrize("queue_metric", [None, "NumberOfMessagesSent"])
+def test_failure_queue_without_a_depth_or_age_alarm_fails(queue_metric):
+    message = only_message("lambda-failures-alarmed", alarmed_function(queue_metric=queue_metric))
+    assert "receives marker's failed events but no alarm watches" in message
+
+
+def test_function_invoked_by_s3_without_alarm_fails_and_a_synchronous_one_passes():
+    invoked = [function(), Declared(**(vars(permission()) | {"dependencies": (FUNCTION_URN,)}))]
+    assert "invoked asynchronously" in only_message("lambda-failures-alarmed", invoked)
+    assert violations_of("lambda-failures-alarmed", [function()]) == []
+
+
 def notification(events=("s3:ObjectCreated:*",)) -> Declared:
     return Declared(
         eodh_policies.BUCKET_NOTIFICATION,

@@ -112,6 +112,7 @@ MUTATIONS = {
     "s3-bucket-versioned": _without({eodh_policies.VERSIONING}),
     "s3-bucket-tls-only": _without({eodh_policies.BUCKET_POLICY}),
     "lambda-on-failure-destination": _without({eodh_policies.LAMBDA_INVOKE_CONFIG}),
+    "lambda-failures-alarmed": _without({eodh_policies.METRIC_ALARM}),
     "lambda-marker-present": _without({eodh_policies.BUCKET_NOTIFICATION}),
     "lambda-reserved-concurrency": _edit(
         eodh_policies.LAMBDA_FUNCTION,

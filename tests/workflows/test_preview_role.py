@@ -361,6 +361,11 @@ REFRESH_ACTIONS: dict[str, list[str]] = {
     "aws:cloudwatch/logGroup:LogGroup": ["logs:DescribeLogGroups", "logs:ListTagsForResource"],
     "aws:cloudwatch/eventRule:EventRule": ["events:DescribeRule", "events:ListTagsForResource"],
     "aws:cloudwatch/eventTarget:EventTarget": ["events:ListTargetsByRule"],
+    # metric_alarm.go findMetricAlarmByName (DescribeAlarms) and its transparent tags.
+    "aws:cloudwatch/metricAlarm:MetricAlarm": [
+        "cloudwatch:DescribeAlarms",
+        "cloudwatch:ListTagsForResource",
+    ],
 }
 # Data sources (invokes) run in every preview, refresh or not: they belong in the preview
 # policy. One added without its actions here fails the test.
@@ -398,6 +403,8 @@ def arns(recording: Recording, resource: RecordedResource) -> list[str]:
     if kind in ("aws:cloudwatch/eventRule:EventRule", "aws:cloudwatch/eventTarget:EventTarget"):
         (rule,) = recording.of_type("aws:cloudwatch/eventRule:EventRule")
         return [f"arn:aws:events:{REGION}:{account}:rule/{autonamed(rule)}"]
+    if kind == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        return [f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{resource.inputs['name']}"]
     raise AssertionError(f"{kind}: add the ARN its refresh reads to this test")
 
 
