@@ -16,13 +16,14 @@ chart passes to KubeSpawner by default (dynamic storage: ensure the claim; event
 
 import os
 
-_production_callback = f"https://{os.environ['PLATFORM_DOMAIN']}/notebooks/hub/oauth_callback"
+# HUB_HOST is this hub's 127.0.0.1 address (real_hub.py): only the scheme differs.
+_production_callback = f"https://{os.environ['HUB_HOST']}/notebooks/hub/oauth_callback"
 if c.EODHAuthenticator.oauth_callback_url != _production_callback:
     raise RuntimeError(
         f"extra config sets oauth_callback_url {c.EODHAuthenticator.oauth_callback_url!r}, "
         f"expected {_production_callback!r}"
     )
-c.EODHAuthenticator.oauth_callback_url = os.environ["EODH_TEST_HUB_URL"] + "/hub/oauth_callback"
+c.EODHAuthenticator.oauth_callback_url = "http://" + _production_callback.removeprefix("https://")
 c.JupyterHub.template_paths = [os.environ["EODH_TEST_TEMPLATES"]]
 
 # The chart's jupyterhub_config.py.
