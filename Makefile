@@ -13,7 +13,7 @@ PYTEST_WORKERS ?= -n auto --dist loadfile
 A ?= staging
 B ?= prod
 
-.PHONY: setup render check diff test lint format bench clean import-plan preflight smoke screenshots system-packages
+.PHONY: setup render check diff test lint format bench load clean import-plan preflight smoke screenshots system-packages
 
 setup: ## Install the locked Python environment and the Node test tools
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet --disable-pip-version-check uv
@@ -59,6 +59,9 @@ screenshots: setup ## Refresh the README's spawn-page screenshots in docs/screen
 
 bench: setup ## Performance figures (see README); not a test
 	$(RUN) python -m bench
+
+load: setup ## Load and fault scenarios on 127.0.0.1, as figures (LOAD_ARGS="burst restart proxy keycloak kubernetes marker")
+	$(RUN) python -m bench.load $(LOAD_ARGS)
 
 clean:
 	rm -rf build test-artifacts .pytest_cache

@@ -102,6 +102,8 @@ class RealHub:
     profiles: list[dict[str, Any]]
     kubeconfig: Path
     env_overrides: dict[str, str] = field(default_factory=dict)
+    # The last config file, after hub/extra_config: what differs from production here.
+    overrides: Path = OVERRIDES
     proxy_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     hub_port: int = field(default_factory=free_port)
@@ -170,7 +172,7 @@ class RealHub:
                 profiles=self.profiles,
                 admin_token=ADMIN_TOKEN,
                 smoke_token=SMOKE_TOKEN,
-                files=[str(p) for p in [*extra_config_files(), OVERRIDES]],
+                files=[str(p) for p in [*extra_config_files(), self.overrides]],
             )
         )
         return config
@@ -197,10 +199,10 @@ class RealHub:
         return self.process
 
     def start(self, timeout: float = 90) -> RealHub:
-        self.launch()
+        process = self.launch()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 raise RuntimeError(f"hub exited early:\n{self.log_file.read_text()[-4000:]}")
             try:
                 if requests.get(f"{self.url}/hub/health", timeout=2).status_code == 200:

@@ -172,9 +172,9 @@ class FakeKubernetes:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        port = server.sockets[0].getsockname()[1]
+        sockets = getattr(site._server, "sockets", None)
+        assert sockets
+        port = sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         return self
 
@@ -395,9 +395,9 @@ class FakeKubernetes:
         since = int(request.query.get("resourceVersion") or 0)
         if since and since <= self._compacted:
             queue.put_nowait(_EXPIRED)
-        for version, event in self._history.get(resource, []):
+        for version, past in self._history.get(resource, []):
             if since and version > since:
-                queue.put_nowait(event)
+                queue.put_nowait(past)
         self._watchers.setdefault(resource, []).append(queue)
         try:
             while (event := await queue.get()) is not None:

@@ -1,0 +1,1 @@
+"""`make load`: the load and fault scenarios (see __main__.py)."""

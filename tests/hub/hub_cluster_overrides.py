@@ -1,0 +1,40 @@
+"""Extra config for the real hub against the fake Kubernetes API (tests/hub/cluster_hub.py).
+
+Unlike hub_test_overrides.py, the spawner is the production one (eodh_jpyauth's
+KubeSpawner as hub/extra_config configures it): it creates namespaces, claims and pods
+through the API and waits on its reflectors. What differs from production: templates
+come from the repository, the OAuth callback is this hub's 127.0.0.1 address, and every
+pod's IP is 127.0.0.1 (the fake), so the notebook port is the one stub server's.
+
+The chart's own settings that matter under load and restarts are repeated here, as
+vendor/jupyterhub-4.2.0/files/hub/jupyterhub_config.py sets them: the proxy is a separate
+deployment the hub does not start or watch, servers survive a hub restart, routes are
+checked with the last-activity update every 60 s, no slow-spawn wait; and the values the
+chart passes to KubeSpawner by default (dynamic storage: ensure the claim; events on).
+"""
+# ruff: noqa: F821 - `c` comes from the config namespace
+
+import os
+
+# HUB_HOST is this hub's 127.0.0.1 address (real_hub.py): only the scheme differs.
+_production_callback = f"https://{os.environ['HUB_HOST']}/notebooks/hub/oauth_callback"
+if c.EODHAuthenticator.oauth_callback_url != _production_callback:
+    raise RuntimeError(
+        f"extra config sets oauth_callback_url {c.EODHAuthenticator.oauth_callback_url!r}, "
+        f"expected {_production_callback!r}"
+    )
+c.EODHAuthenticator.oauth_callback_url = "http://" + _production_callback.removeprefix("https://")
+c.JupyterHub.template_paths = [os.environ["EODH_TEST_TEMPLATES"]]
+
+# The chart's jupyterhub_config.py.
+c.ConfigurableHTTPProxy.should_start = False
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.last_activity_interval = 60
+c.JupyterHub.tornado_settings = {**c.JupyterHub.tornado_settings, "slow_spawn_timeout": 0}
+# The chart's defaults for singleuser (values.yaml): storage.type dynamic, events true,
+# startTimeout 300, networkTools/image settings irrelevant to the API calls.
+c.KubeSpawner.storage_pvc_ensure = True
+c.KubeSpawner.events_enabled = True
+c.KubeSpawner.start_timeout = 300
+c.KubeSpawner.image = "public.ecr.aws/eodh/eodh-default-notebook:python-3.12-0.2.11"
+c.KubeSpawner.port = int(os.environ["EODH_TEST_NOTEBOOK_PORT"])
