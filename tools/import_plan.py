@@ -1,7 +1,7 @@
 """Adoption plan for an environment ArgoCD runs today: what `pulumi import` must take over.
 
-    python -m tools.import_plan dev      # writes build/dev/import.json and build/dev/import-plan.md
-    python -m tools.import_plan dev --run-import --org <org>   # ... then `pulumi import` into <org>/dev
+    python -m tools.import_plan dev     # writes build/dev/import.json and build/dev/import-plan.md
+    python -m tools.import_plan dev --run-import --org <org>  # then `pulumi import`, <org>/dev
 
 The program runs under the offline mocks (as `make render` does); every resource it declares is
 put in exactly one class:

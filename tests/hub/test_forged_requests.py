@@ -18,7 +18,7 @@ import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.hub.fake_keycloak import EXCHANGE_GRANT
-from tests.hub.test_spawn_browser import browser, login  # noqa: F401 - the fixture
+from tests.hub.test_spawn_browser import login
 
 # What a no-cors fetch from a page on another host of the same site carries.
 SAME_SITE_NO_CORS = {
@@ -135,7 +135,7 @@ fetch({json.dumps(target)}, {{method: "POST", mode: "no-cors", credentials: "inc
 
 @pytest.mark.slow
 def test_a_page_on_a_same_site_host_cannot_start_a_server_in_chromium(
-    browser,  # noqa: F811 - the imported fixture
+    browser,
     real_hub,
     kc,
     same_site_page,
