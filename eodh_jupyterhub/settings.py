@@ -41,6 +41,7 @@ _IMAGE_RE = re.compile(
     r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
 )
 _SNS_TOPIC_ARN_RE = re.compile(r"arn:aws:sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}")
+_SMOKE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _SECRET_NAME_RE = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _K8S_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -117,6 +118,9 @@ class Settings:
     protect_keycloak_provider: bool
     alarm_topic_arn: str | None = None
     """SNS topic the marker function's alarms notify; None: the alarms only change state."""
+    smoke_user: str | None = None
+    """`make smoke --server`: the test user whose server it starts, in `smoke_workspace`."""
+    smoke_workspace: str | None = None
     namespace: str = NAMESPACE
 
     @property
@@ -501,6 +505,25 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
             f"{json.dumps(access_logs_bucket)}"
         )
     protect_keycloak_provider = r.boolean("protectKeycloakProvider", "true", default=True)
+    # `make smoke --server` starts this user's server in this workspace: both or neither.
+    smoke_user = r.optional_string(
+        "smokeUser",
+        "a JupyterHub user name (a test user of the realm)",
+        '"eodh-smoke"',
+        lambda v: bool(_SMOKE_NAME_RE.fullmatch(v)),
+    )
+    smoke_workspace = r.optional_string(
+        "smokeWorkspace",
+        "a workspace name the smoke user belongs to",
+        '"smoke-tests"',
+        lambda v: bool(_SMOKE_NAME_RE.fullmatch(v)),
+    )
+    if bool(smoke_user) != bool(smoke_workspace):
+        r.problems.append(
+            f"{PROJECT}:smokeUser and {PROJECT}:smokeWorkspace: expected both set or both "
+            f"unset; got smokeUser {json.dumps(smoke_user)}, smokeWorkspace "
+            f"{json.dumps(smoke_workspace)}"
+        )
     # CloudWatch notifies only a topic in the alarm's own region.
     alarm_topic_arn = r.optional_string(
         "alarmTopicArn",
@@ -545,6 +568,8 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         manage_workspace_bucket=manage_workspace_bucket,
         protect_keycloak_provider=protect_keycloak_provider,
         alarm_topic_arn=alarm_topic_arn,
+        smoke_user=smoke_user,
+        smoke_workspace=smoke_workspace,
     )
 
 

@@ -16,6 +16,11 @@ the next environment. Each check says what is wrong and what to do:
   SubjectAccessReviews: the API server answers a review and stores nothing.
 - marker-function: no errors in the marker function's recent invocations (CloudWatch
   `AWS/Lambda` `Errors`) and nothing in its failure queue.
+- real-server (only with --server, and `smokeUser` + `smokeWorkspace` in the stack file): the
+  smoke token starts the test user's server in the test workspace (REST API, the option the
+  platform's launch URL passes: `workspace`), waits until it is ready, lists `s3/` through the
+  server's contents API, and stops it. This one writes: a server starts and
+  stops (and the spawn exchanges the user's token), so it is a flag, not a default.
 
 Nothing is written: HTTP GETs to the hub, reviews (which Kubernetes does not persist), and
 AWS Get/List calls. Kubernetes access as in tools/preflight.py (the stack's
@@ -32,6 +37,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -277,6 +283,100 @@ def check_marker_function(
     return f"marker function {function}: {invocations} invocations, no errors, queue empty"
 
 
+# -- A real server (optional) -----------------------------------------------------------
+
+
+def _server(base: str, headers: dict[str, str], user: str) -> dict[str, Any] | None:
+    response = requests.get(f"{base}/hub/api/users/{user}", headers=headers, timeout=TIMEOUT)
+    if response.status_code in (403, 404):
+        raise Failed(
+            f"GET /hub/api/users/{user}: HTTP {response.status_code}",
+            f"the smoke user must exist (log in once as {user}) and SMOKE_HUB_TOKEN needs "
+            f"servers!user={user} and access:servers!user={user}",
+        )
+    response.raise_for_status()
+    server: dict[str, Any] | None = (response.json().get("servers") or {}).get("")
+    return server
+
+
+def _wait(
+    base: str, headers: dict[str, str], user: str, ready: bool, timeout: float, poll: float
+) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        server = _server(base, headers, user)
+        if (bool(server and server.get("ready")) if ready else server is None) or (
+            time.monotonic() >= deadline
+        ):
+            return bool(server and server.get("ready")) if ready else server is None
+        time.sleep(poll)
+
+
+def check_real_server(
+    base: str,
+    token: str | None,
+    user: str | None,
+    workspace: str | None,
+    timeout: float = 600,
+    poll: float = 2,
+) -> str:
+    if not (user and workspace):
+        raise Failed(
+            "--server needs a test user and workspace",
+            "set smokeUser and smokeWorkspace in Pulumi.<stack>.yaml",
+        )
+    if not token:
+        raise Failed("--server needs SMOKE_HUB_TOKEN", "docs/operations.md, 'Smoke checks'")
+    headers = {"Authorization": f"token {token}"}
+    if _server(base, headers, user) is not None:
+        raise Failed(
+            f"{user} already has a server: the check would stop it",
+            f"stop it (DELETE /hub/api/users/{user}/server) or wait, then rerun",
+        )
+    # The default server: this hub allows one server per user (allow_named_servers is off),
+    # so the platform's launch URL, which names a server, is refused here (docs/operations.md).
+    # And JupyterHub takes API tokens on its REST API only: a token on the launch page
+    # (/hub/spawn/<user>?workspace=<ws>) is sent to the login page. The REST API starts the
+    # server with the same option, `workspace`, as the launch URL's query gives it.
+    start = f"{base}/hub/api/users/{user}/server"
+    try:
+        response = requests.post(
+            start, json={"workspace": workspace}, headers=headers, timeout=TIMEOUT
+        )
+        if response.status_code not in (201, 202):
+            raise Failed(
+                f"POST {start} with workspace {workspace} answered HTTP "
+                f"{response.status_code}: {response.text[:200]}",
+                f"check that {user} belongs to {workspace} and the hub's log",
+            )
+        if not _wait(base, headers, user, True, timeout, poll):
+            raise Failed(
+                f"{user}'s server in {workspace} was not ready within {int(timeout)} s",
+                "docs/troubleshooting.md, 'Pods not spawning'",
+            )
+        contents = f"{base}/user/{user}/api/contents/s3"
+        listing = requests.get(contents, params={"content": "1"}, headers=headers, timeout=TIMEOUT)
+        try:
+            model = listing.json() if listing.status_code == 200 else {}
+        except ValueError:
+            model = {}
+        if model.get("type") != "directory":
+            raise Failed(
+                f"GET {contents} answered HTTP {listing.status_code} without a directory: "
+                "the server runs but its S3 drive does not list",
+                "docs/troubleshooting.md, 'S3 drive empty'",
+            )
+        entries = len(model.get("content") or [])
+    finally:
+        requests.delete(f"{base}/hub/api/users/{user}/server", headers=headers, timeout=TIMEOUT)
+    if not _wait(base, headers, user, False, timeout, poll):
+        raise Failed(
+            f"{user}'s server did not stop within {int(timeout)} s",
+            f"kubectl -n ws-{workspace} get pod jupyter-{user}; the hub's log",
+        )
+    return f"{user}'s server started in {workspace}, listed s3/ ({entries} entries), stopped"
+
+
 # -- Running them ---------------------------------------------------------------------------
 
 
@@ -307,6 +407,8 @@ def run_checks(
     token: str | None = None,
     session: Any = None,
     now: datetime.datetime | None = None,
+    server: bool = False,
+    server_timeout: float = 600,
 ) -> list[Result]:
     import boto3
 
@@ -345,6 +447,15 @@ def run_checks(
             ),
         )
     )
+    if server:
+        results.append(
+            run_check(
+                "real-server",
+                lambda: check_real_server(
+                    base, token, settings.smoke_user, settings.smoke_workspace, server_timeout
+                ),
+            )
+        )
     return results
 
 
@@ -356,6 +467,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("stack")
     parser.add_argument("--outputs", type=Path, help="the stack's outputs as JSON")
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="also start, use and stop the test user's server (smokeUser, smokeWorkspace)",
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from eodh_jupyterhub.settings import SettingsError, load_settings
@@ -371,7 +487,13 @@ def main(argv: list[str] | None = None) -> int:
     except Failed as failure:
         print(f"{failure}\n  fix: {failure.fix}", file=sys.stderr)
         return 2
-    results = run_checks(settings, context, outputs, token=os.environ.get("SMOKE_HUB_TOKEN"))
+    results = run_checks(
+        settings,
+        context,
+        outputs,
+        token=os.environ.get("SMOKE_HUB_TOKEN"),
+        server=args.server,
+    )
     print(report(results), end="")
     return 0 if not failed(results) else 1
 

@@ -36,6 +36,7 @@ USERS = {
     # Forged-request tests (test_forged_requests.py): one for requests, one for Chromium.
     "victor": ["kappa", "lambda"],
     "wendy": ["mu"],
+    "smokey": ["kappa"],  # make smoke --server (tests/hub/test_smoke.py)
     "mallory": ["theta", HOSTILE_SCRIPT, HOSTILE_ATTRIBUTE],
     # The Resource Catalogue's notebook launches (test_launch_url.py).
     "lena": ["lambda", "mu"],

@@ -28,8 +28,10 @@ from tests.support.hub_config import REPO_ROOT, TEMPLATES_DIR, release_env
 
 OVERRIDES = Path(__file__).with_name("hub_test_overrides.py")
 ADMIN_TOKEN = "test-admin-api-token-not-a-secret"
-# The smoke checks' token (tools/smoke.py): only the `proxy` scope, to read the routing table.
+# The smoke checks' token (tools/smoke.py): the proxy's routing table, and the smoke user's
+# server only (start, use, stop).
 SMOKE_TOKEN = "test-smoke-api-token-not-a-secret"
+SMOKE_USER = "smokey"
 BASE = "/notebooks"
 
 
@@ -47,8 +49,14 @@ class _StubNotebook(BaseHTTPRequestHandler):
 
     def do_GET(self):
         body = b"<html><head><title>stub notebook</title></head><body>stub notebook</body></html>"
+        content_type = "text/html"
+        # The S3 drive as the server's contents API lists it (jupyter_server's directory model).
+        if self.path.split("?")[0].endswith("/api/contents/s3"):
+            entry = {"name": "jupyter", "path": "s3/jupyter", "type": "directory"}
+            model = {"name": "s3", "path": "s3", "type": "directory", "content": [entry]}
+            body, content_type = json.dumps(model).encode(), "application/json"
         self.send_response(200)
-        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -87,7 +95,8 @@ c.JupyterHub.services = [
 c.JupyterHub.load_roles = [
     {{"name": "test-admin", "scopes": ["admin:users", "admin:servers", "tokens"],
       "services": ["test-admin"]}},
-    {{"name": "smoke", "scopes": ["proxy"], "services": ["smoke"]}},
+    {{"name": "smoke", "services": ["smoke"], "scopes": [
+        "proxy", "servers!user={smoke_user}", "access:servers!user={smoke_user}"]}},
 ]
 
 for _path in {files!r}:
@@ -172,6 +181,7 @@ class RealHub:
                 profiles=self.profiles,
                 admin_token=ADMIN_TOKEN,
                 smoke_token=SMOKE_TOKEN,
+                smoke_user=SMOKE_USER,
                 files=[str(p) for p in [*extra_config_files(), self.overrides]],
             )
         )

@@ -27,7 +27,7 @@ from moto import mock_aws
 
 from components.rbac import HUB_RULES
 from eodh_jupyterhub.settings import load_settings
-from tests.hub.real_hub import ADMIN_TOKEN, SMOKE_TOKEN, RealHub
+from tests.hub.real_hub import ADMIN_TOKEN, SMOKE_TOKEN, SMOKE_USER, RealHub
 from tests.images.doubles import REGION, TEST_KEYS
 from tests.support.fake_kubernetes import FakeKubernetes
 from tests.support.hub_config import release_env
@@ -238,11 +238,73 @@ def test_events_in_the_failure_queue(env) -> None:
     failed(run(env), "marker-function", "1 failed event(s)", "redrive")
 
 
+def test_no_server_check_unless_asked(env) -> None:
+    assert "real-server" not in run(env)
+
+
+def server_check(env, kc, **kwargs):
+    settings = replace(env["settings"], smoke_user=SMOKE_USER, smoke_workspace="kappa")
+    results = smoke.run_checks(
+        replace(settings, **kwargs),
+        "fake",
+        env["outputs"],
+        base=env["hub"].url,
+        token=SMOKE_TOKEN,
+        session=env["session"],
+        now=NOW,
+        server=True,
+        server_timeout=20,
+    )
+    return {r.check: r for r in results}["real-server"]
+
+
+@pytest.fixture
+def smoke_user(env, kc):
+    env["hub"].login(kc, SMOKE_USER)  # the test user has logged in once: the hub has its tokens
+    yield
+    env["hub"].admin("DELETE", f"/users/{SMOKE_USER}/server")
+    env["hub"].wait_for_server(SMOKE_USER, running=False)
+
+
+def test_the_test_user_s_server_starts_lists_s3_and_stops(env, kc, smoke_user) -> None:
+    result = server_check(env, kc)
+    assert result.ok, result
+    assert result.message == "smokey's server started in kappa, listed s3/ (1 entries), stopped"
+    # Started in the workspace asked for, by the spawner's real code.
+    record = env["hub"].record(SMOKE_USER)
+    assert record["user_options"]["workspace"] == "kappa" and record["namespace"] == "ws-kappa"
+    assert env["hub"].admin("GET", f"/users/{SMOKE_USER}").json()["servers"] == {}
+
+
+def test_a_workspace_the_user_is_not_in_fails_and_starts_nothing(env, kc, smoke_user) -> None:
+    result = server_check(env, kc, smoke_workspace="alpha")
+    assert not result.ok
+    assert "with workspace alpha answered HTTP" in result.message, result
+    assert "belongs to alpha" in result.fix
+    assert env["hub"].admin("GET", f"/users/{SMOKE_USER}").json()["servers"] == {}
+
+
+def test_a_running_server_is_left_alone(env, kc, smoke_user) -> None:
+    hub = env["hub"]
+    hub.admin("POST", f"/users/{SMOKE_USER}/server", json={"workspace": "kappa"})
+    hub.wait_for_server(SMOKE_USER, running=True)
+    result = server_check(env, kc)
+    assert not result.ok and "already has a server" in result.message
+    assert hub.admin("GET", f"/users/{SMOKE_USER}").json()["servers"][""]["ready"]
+
+
+def test_the_server_check_needs_its_settings(env, kc) -> None:
+    result = server_check(env, kc, smoke_user=None, smoke_workspace=None)
+    assert not result.ok and "smokeUser and smokeWorkspace" in result.fix
+
+
 def test_make_smoke_reads_the_stack_and_fails_the_run(monkeypatch, tmp_path, capsys) -> None:
     seen: dict[str, Any] = {}
 
-    def fake_checks(settings, context, outputs, token=None):
-        seen.update(stack=settings.stack, context=context, outputs=outputs, token=token)
+    def fake_checks(settings, context, outputs, token=None, server=False):
+        seen.update(
+            stack=settings.stack, context=context, outputs=outputs, token=token, server=server
+        )
         return [
             smoke.Result("hub-version", True, "fine"),
             smoke.Result("proxy-route", False, "no route to the hub", "restart the hub"),
@@ -252,12 +314,13 @@ def test_make_smoke_reads_the_stack_and_fails_the_run(monkeypatch, tmp_path, cap
     outputs.write_text(json.dumps({"markerFunctionArn": "arn"}))
     monkeypatch.setattr(smoke, "run_checks", fake_checks)
     monkeypatch.setenv("SMOKE_HUB_TOKEN", "t0ken")
-    assert smoke.main(["staging", "--outputs", str(outputs)]) == 1
+    assert smoke.main(["staging", "--outputs", str(outputs), "--server"]) == 1
     assert seen == {
         "stack": "staging",
         "context": "eodhp-staging",
         "outputs": {"markerFunctionArn": "arn"},
         "token": "t0ken",
+        "server": True,
     }
     out = capsys.readouterr().out
     assert "FAIL  proxy-route: no route to the hub\n      fix: restart the hub" in out
@@ -267,3 +330,14 @@ def test_the_hub_is_checked_on_its_own_host() -> None:
     settings = load_settings(pulumi_config("prod"), "prod")
     assert smoke.hub_url(settings) == f"https://{settings.hub_host}/notebooks"
     assert settings.hub_host != settings.platform_domain
+
+
+def test_the_smoke_user_and_workspace_come_together() -> None:
+    from eodh_jupyterhub.settings import SettingsError
+
+    config = {**pulumi_config("test"), "eodh-jupyterhub:smokeUser": "eodh-smoke"}
+    with pytest.raises(SettingsError, match=r"Pulumi\.test\.yaml(.|\n)*expected both set"):
+        load_settings(config, "test")
+    config["eodh-jupyterhub:smokeWorkspace"] = "smoke-tests"
+    settings = load_settings(config, "test")
+    assert (settings.smoke_user, settings.smoke_workspace) == ("eodh-smoke", "smoke-tests")
