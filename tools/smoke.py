@@ -17,9 +17,9 @@ the next environment. Each check says what is wrong and what to do:
 - marker-function: no errors in the marker function's recent invocations (CloudWatch
   `AWS/Lambda` `Errors`) and nothing in its failure queue.
 - real-server (only with --server, and `smokeUser` + `smokeWorkspace` in the stack file): the
-  smoke token starts the test user's server in the test workspace (REST API, the option the
-  platform's launch URL passes: `workspace`), waits until it is ready, lists `s3/` through the
-  server's contents API, and stops it. This one writes: a server starts and
+  smoke token starts the test user's named server `smoke` in the test workspace (REST API, the
+  option the platform's launch URL passes: `workspace`), waits until it is ready, lists `s3/`
+  through the server's contents API, and stops and removes it. This one writes: a server starts and
   stops (and the spawn exchanges the user's token), so it is a flag, not a default.
 
 Nothing is written: HTTP GETs to the hub, reviews (which Kubernetes does not persist), and
@@ -68,6 +68,9 @@ FORBIDDEN_EXTRA = ("secrets",)
 # How far back the marker function's errors count: longer than the gap between deploys of one
 # environment on a busy day, short enough that an error fixed last week does not block.
 MARKER_WINDOW = datetime.timedelta(hours=24)
+# The named server --server starts (a user keeps one server per workspace: it replaces the
+# smoke user's other server in the smoke workspace, if any).
+SMOKE_SERVER = "smoke"
 SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 
 
@@ -287,6 +290,7 @@ def check_marker_function(
 
 
 def _server(base: str, headers: dict[str, str], user: str) -> dict[str, Any] | None:
+    """The smoke server's model, or None when the user has no server of that name."""
     response = requests.get(f"{base}/hub/api/users/{user}", headers=headers, timeout=TIMEOUT)
     if response.status_code in (403, 404):
         raise Failed(
@@ -295,7 +299,7 @@ def _server(base: str, headers: dict[str, str], user: str) -> dict[str, Any] | N
             f"servers!user={user} and access:servers!user={user}",
         )
     response.raise_for_status()
-    server: dict[str, Any] | None = (response.json().get("servers") or {}).get("")
+    server: dict[str, Any] | None = (response.json().get("servers") or {}).get(SMOKE_SERVER)
     return server
 
 
@@ -305,10 +309,9 @@ def _wait(
     deadline = time.monotonic() + timeout
     while True:
         server = _server(base, headers, user)
-        if (bool(server and server.get("ready")) if ready else server is None) or (
-            time.monotonic() >= deadline
-        ):
-            return bool(server and server.get("ready")) if ready else server is None
+        done = bool(server and server.get("ready")) if ready else server is None
+        if done or time.monotonic() >= deadline:
+            return done
         time.sleep(poll)
 
 
@@ -330,22 +333,22 @@ def check_real_server(
     headers = {"Authorization": f"token {token}"}
     if _server(base, headers, user) is not None:
         raise Failed(
-            f"{user} already has a server: the check would stop it",
-            f"stop it (DELETE /hub/api/users/{user}/server) or wait, then rerun",
+            f"{user} already has a server named {SMOKE_SERVER}: another smoke check runs, "
+            "or one did not clean up",
+            f'DELETE /hub/api/users/{user}/servers/{SMOKE_SERVER} with {{"remove": true}}, '
+            "then rerun",
         )
-    # The default server: this hub allows one server per user (allow_named_servers is off),
-    # so the platform's launch URL, which names a server, is refused here (docs/operations.md).
-    # And JupyterHub takes API tokens on its REST API only: a token on the launch page
-    # (/hub/spawn/<user>?workspace=<ws>) is sent to the login page. The REST API starts the
-    # server with the same option, `workspace`, as the launch URL's query gives it.
-    start = f"{base}/hub/api/users/{user}/server"
+    # A named server, as the platform's notebook launch starts (/hub/spawn/<user>/<server>
+    # ?workspace=<ws>), but through the REST API with the same option: JupyterHub takes API
+    # tokens on its REST API only, and sends one on the spawn page to the login page.
+    server_api = f"{base}/hub/api/users/{user}/servers/{SMOKE_SERVER}"
     try:
         response = requests.post(
-            start, json={"workspace": workspace}, headers=headers, timeout=TIMEOUT
+            server_api, json={"workspace": workspace}, headers=headers, timeout=TIMEOUT
         )
         if response.status_code not in (201, 202):
             raise Failed(
-                f"POST {start} with workspace {workspace} answered HTTP "
+                f"POST {server_api} with workspace {workspace} answered HTTP "
                 f"{response.status_code}: {response.text[:200]}",
                 f"check that {user} belongs to {workspace} and the hub's log",
             )
@@ -354,7 +357,7 @@ def check_real_server(
                 f"{user}'s server in {workspace} was not ready within {int(timeout)} s",
                 "docs/troubleshooting.md, 'Pods not spawning'",
             )
-        contents = f"{base}/user/{user}/api/contents/s3"
+        contents = f"{base}/user/{user}/{SMOKE_SERVER}/api/contents/s3"
         listing = requests.get(contents, params={"content": "1"}, headers=headers, timeout=TIMEOUT)
         try:
             model = listing.json() if listing.status_code == 200 else {}
@@ -368,11 +371,12 @@ def check_real_server(
             )
         entries = len(model.get("content") or [])
     finally:
-        requests.delete(f"{base}/hub/api/users/{user}/server", headers=headers, timeout=TIMEOUT)
+        # remove: the stopped server leaves no entry behind in the user's list either.
+        requests.delete(server_api, json={"remove": True}, headers=headers, timeout=TIMEOUT)
     if not _wait(base, headers, user, False, timeout, poll):
         raise Failed(
             f"{user}'s server did not stop within {int(timeout)} s",
-            f"kubectl -n ws-{workspace} get pod jupyter-{user}; the hub's log",
+            f"kubectl -n ws-{workspace} get pods; the hub's log",
         )
     return f"{user}'s server started in {workspace}, listed s3/ ({entries} entries), stopped"
 

@@ -15,6 +15,7 @@ import asyncio
 import datetime
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -258,12 +259,19 @@ def server_check(env, kc, **kwargs):
     return {r.check: r for r in results}["real-server"]
 
 
+def smoke_servers(env) -> dict:
+    return env["hub"].admin("GET", f"/users/{SMOKE_USER}").json()["servers"]
+
+
 @pytest.fixture
 def smoke_user(env, kc):
     env["hub"].login(kc, SMOKE_USER)  # the test user has logged in once: the hub has its tokens
     yield
-    env["hub"].admin("DELETE", f"/users/{SMOKE_USER}/server")
-    env["hub"].wait_for_server(SMOKE_USER, running=False)
+    hub = env["hub"]
+    hub.admin("DELETE", f"/users/{SMOKE_USER}/servers/smoke", json={"remove": True})
+    deadline = time.monotonic() + 30
+    while smoke_servers(env) and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def test_the_test_user_s_server_starts_lists_s3_and_stops(env, kc, smoke_user) -> None:
@@ -273,24 +281,27 @@ def test_the_test_user_s_server_starts_lists_s3_and_stops(env, kc, smoke_user) -
     # Started in the workspace asked for, by the spawner's real code.
     record = env["hub"].record(SMOKE_USER)
     assert record["user_options"]["workspace"] == "kappa" and record["namespace"] == "ws-kappa"
-    assert env["hub"].admin("GET", f"/users/{SMOKE_USER}").json()["servers"] == {}
+    assert smoke_servers(env) == {}
 
 
 def test_a_workspace_the_user_is_not_in_fails_and_starts_nothing(env, kc, smoke_user) -> None:
     result = server_check(env, kc, smoke_workspace="alpha")
     assert not result.ok
-    assert "with workspace alpha answered HTTP" in result.message, result
+    assert "with workspace alpha answered HTTP 403" in result.message, result
     assert "belongs to alpha" in result.fix
-    assert env["hub"].admin("GET", f"/users/{SMOKE_USER}").json()["servers"] == {}
+    assert smoke_servers(env) == {}
 
 
-def test_a_running_server_is_left_alone(env, kc, smoke_user) -> None:
+def test_a_running_smoke_server_is_left_alone(env, kc, smoke_user) -> None:
     hub = env["hub"]
-    hub.admin("POST", f"/users/{SMOKE_USER}/server", json={"workspace": "kappa"})
-    hub.wait_for_server(SMOKE_USER, running=True)
+    hub.admin("POST", f"/users/{SMOKE_USER}/servers/smoke", json={"workspace": "kappa"})
+    deadline = time.monotonic() + 30
+    while not (smoke_servers(env).get("smoke") or {}).get("ready"):
+        assert time.monotonic() < deadline, "the server never started"
+        time.sleep(0.2)
     result = server_check(env, kc)
-    assert not result.ok and "already has a server" in result.message
-    assert hub.admin("GET", f"/users/{SMOKE_USER}").json()["servers"][""]["ready"]
+    assert not result.ok and "already has a server named smoke" in result.message
+    assert smoke_servers(env)["smoke"]["ready"]
 
 
 def test_the_server_check_needs_its_settings(env, kc) -> None:
