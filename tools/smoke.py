@@ -19,11 +19,11 @@ the next environment. Each check says what is wrong and what to do:
 - real-server (only with --server, and `smokeUser` + `smokeWorkspace` in the stack file): the
   smoke token starts the test user's named server `smoke` in the test workspace (REST API, the
   option the platform's launch URL passes: `workspace`), waits until it is ready, lists `s3/`
-  through the server's contents API, and stops and removes it. This one writes: a server starts and
-  stops (and the spawn exchanges the user's token), so it is a flag, not a default.
+  through the server's contents API, and stops and removes it. This one writes (a server
+  starts and stops, and the spawn exchanges the user's token), so it is a flag.
 
-Nothing is written: HTTP GETs to the hub, reviews (which Kubernetes does not persist), and
-AWS Get/List calls. Kubernetes access as in tools/preflight.py (the stack's
+Without --server nothing is written: HTTP GETs to the hub, reviews (which Kubernetes does
+not persist), and AWS Get/List calls. Kubernetes access as in tools/preflight.py (the stack's
 `kubernetes:context`); AWS through the default credential chain; the function's ARN and
 failure queue from the stack's outputs (`pulumi stack output --json`, or --outputs FILE).
 """
@@ -61,8 +61,8 @@ HUB_SERVICE_ACCOUNT = "hub"
 # A workspace namespace name for the reviews: the ClusterRoleBinding makes the answer the same
 # in every `ws-*` namespace, and a review needs no namespace to exist.
 REVIEW_NAMESPACE = "ws-smoke-check"
-# Verbs of the core resources the spawner touches that it must NOT have (plus Secrets, which
-# the chart's own hub Role grants and this hub never reads: components/rbac.py).
+# The other verbs on the resources the spawner touches, and every verb on Secrets (the
+# spawner reads none: components/rbac.py), must be refused in a workspace namespace.
 CORE_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 FORBIDDEN_EXTRA = ("secrets",)
 # How far back the marker function's errors count: longer than the gap between deploys of one
