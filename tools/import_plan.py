@@ -17,6 +17,16 @@ put in exactly one class:
 - created by the first up: new with this program (the marker function, the Helm release),
   or adoptable only with a replace (auto-named IAM roles, see `_auto_named`).
 
+Field ownership. pulumi-kubernetes previews and updates with server-side apply, without force,
+and takes fields over only from a few known managers (client-side apply, `before-first-apply`),
+not from `argocd-controller`: after a plain import every field the program changes that Argo CD
+set would conflict, and fields Argo CD set that the program dropped would stay. So
+`--run-import` first strips each imported object's `metadata.managedFields` with the reset the
+API server documents (a non-apply write of `[{}]`; an empty list is ignored; Kubernetes docs,
+"Server-Side Apply", "Clearing managedFields"). The first apply then attributes every live
+field to `before-first-apply`, which pulumi-kubernetes takes over (its test
+TestCSAToSSANoManagedFields): one manager remains, the program's.
+
 No cloud call is made to write the plan; ids that depend on the environment come from the
 stack settings. `--run-import` reads one thing first: the live client list of an OIDC provider
 the plan imports. The first up sets that list to exactly the program's audiences, so a provider
@@ -419,6 +429,30 @@ def import_command(
     return command
 
 
+# The documented reset: replacing managedFields with one empty entry strips them all.
+MANAGED_FIELDS_RESET = [{"op": "replace", "path": "/metadata/managedFields", "value": [{}]}]
+
+
+def managed_fields_reset_commands(document: dict[str, Any], context: str) -> list[list[str]]:
+    """One `kubectl patch` per imported Kubernetes object, clearing its field managers."""
+    commands = []
+    for entry in document["resources"]:
+        type_token = entry.get("type", "")
+        if entry.get("component") or not type_token.startswith("kubernetes:"):
+            continue
+        _, api_version, kind = type_token.split(":")
+        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+        group = "" if group == "core" else group
+        namespace, _, name = entry["id"].rpartition("/")
+        ref = f"{kind.lower()}{'.' + group if group else ''}/{name}"
+        scope = ["-n", namespace] if namespace else []
+        patch = json.dumps(MANAGED_FIELDS_RESET)
+        commands.append(
+            ["kubectl", "--context", context, *scope, "patch", ref, "--type", "json", "-p", patch]
+        )
+    return commands
+
+
 def shrinking_imports(document: dict[str, Any], settings: Settings, iam: Any) -> list[str]:
     """Imported OIDC providers whose live audiences the first up would remove."""
     from tools.preflight import provider_audiences_dropped
@@ -460,10 +494,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from eodh_jupyterhub.settings import SettingsError
-    from eodh_jupyterhub.stack_config import StackConfigError, pulumi_stack_name
+    from eodh_jupyterhub.stack_config import (
+        StackConfigError,
+        kubernetes_context,
+        pulumi_stack_name,
+    )
 
     try:
         stack_name = pulumi_stack_name(args.stack, args.org) if args.run_import else ""
+        context = kubernetes_context(args.stack) if args.run_import else ""
         plan = write_plan(args.stack, args.out)
     except (SettingsError, StackConfigError) as error:
         print(error, file=sys.stderr)
@@ -480,6 +519,11 @@ def main(argv: list[str] | None = None) -> int:
         if refusals:
             print("refusing to import, nothing imported:", *refusals, sep="\n  ", file=sys.stderr)
             return 1
+        resets = managed_fields_reset_commands(plan.document, context)
+        for reset in resets:
+            print(("# would run: " if args.preview_only else "+ ") + shlex.join(reset), flush=True)
+            if not args.preview_only:
+                subprocess.run(reset, check=True)
         command = import_command(stack_name, import_file, args.preview_only)
         print("+ " + shlex.join(command), flush=True)
         return subprocess.run(command, cwd=ROOT).returncode

@@ -306,7 +306,9 @@ def test_importing_never_shrinks_the_providers_client_list(
         assert f"keycloakProviderArn: {arn} in Pulumi.dev.yaml" in err
     else:
         assert (code, err) == (0, "")
-        assert len(ran) == 1 and ran[0][0][:4] == ["pulumi", "import", "--stack", "eodhp/dev"]
+        assert ran[-1][0][:4] == ["pulumi", "import", "--stack", "eodhp/dev"]
+        # Before it, every imported Kubernetes object's field managers were reset.
+        assert len(ran) > 1 and all("patch" in c[0] for c in ran[:-1])
 
 
 class _Done:
@@ -323,3 +325,91 @@ def test_the_import_runs_only_into_an_organisations_stack(
     assert import_plan.main(["dev", "--out", str(tmp_path), "--run-import"]) == 2
     assert ran == []
     assert "set PULUMI_ORG" in capsys.readouterr().err
+
+
+def _server_managed_fields_after_write(before: list, written: object) -> list:
+    """The API server's documented handling of `metadata.managedFields` in a write other than
+    apply (Kubernetes docs, Server-Side Apply, "Clearing managedFields"): a list holding one
+    empty entry strips them all; an empty list is ignored (clients unaware of the field must
+    not strip it); anything else is taken as written."""
+    if written == [{}]:
+        return []
+    if written == [] or written is None:
+        return before
+    return list(written)  # type: ignore[call-overload]
+
+
+ARGOCD_OWNED_ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRole",
+    "metadata": {
+        "name": "hub",
+        "managedFields": [
+            {
+                "manager": "argocd-controller",
+                "operation": "Apply",
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:rules": {}},
+            }
+        ],
+    },
+    "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}],
+}
+
+
+def test_each_imported_object_gets_the_documented_managed_fields_reset() -> None:
+    import jsonpatch
+
+    plan, _, _ = _plan("dev")
+    commands = import_plan.managed_fields_reset_commands(plan.document, "eodhp-dev")
+    kubernetes = [e for e in plan.document["resources"] if e["type"].startswith("kubernetes:")]
+    kubernetes = [e for e in kubernetes if not e.get("component")]
+    assert len(commands) == len(kubernetes) > 0
+    refs = {c[c.index("patch") + 1] for c in commands}
+    assert {"namespace/jupyter", "clusterrole.rbac.authorization.k8s.io/hub"} <= refs
+    assert "ingress.networking.k8s.io/jupyterhub" in refs
+    assert any(r.startswith("externalsecret.external-secrets.io/") for r in refs)
+    for command in commands:
+        assert command[:3] == ["kubectl", "--context", "eodhp-dev"]
+        # A JSON patch is a write other than apply, which the documented reset needs.
+        assert command[-4:-1] == ["--type", "json", "-p"]
+        written = jsonpatch.apply_patch(ARGOCD_OWNED_ROLE, json.loads(command[-1]))
+        before = ARGOCD_OWNED_ROLE["metadata"]["managedFields"]
+        assert (
+            _server_managed_fields_after_write(before, written["metadata"]["managedFields"]) == []
+        )
+        assert written["rules"] == ARGOCD_OWNED_ROLE["rules"]  # nothing else changes
+    namespaced = [c for c in commands if "-n" in c]
+    assert all(c[c.index("-n") + 1] == "jupyter" for c in namespaced)
+    assert not any("-n" in c for c in commands if "namespace/jupyter" in c)
+
+
+def test_an_empty_list_would_not_reset_them() -> None:
+    # Why the reset writes [{}]: the server ignores an empty list.
+    before = ARGOCD_OWNED_ROLE["metadata"]["managedFields"]
+    assert _server_managed_fields_after_write(before, []) == before
+
+
+def test_a_preview_only_import_resets_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
+    import boto3
+    from moto import mock_aws
+
+    settings = _settings("dev")
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", settings.aws_account)
+    monkeypatch.setenv("PULUMI_ORG", "eodhp")
+    ran: list = []
+    monkeypatch.setattr(import_plan.subprocess, "run", lambda *a, **k: ran.append(a) or _Done())
+    with mock_aws():
+        iam = boto3.client("iam", region_name="eu-west-2")
+        iam.create_open_id_connect_provider(
+            Url=settings.keycloak_issuer, ClientIDList=["eodh-workspaces"]
+        )
+        monkeypatch.setattr(import_plan, "_iam_client", lambda s: iam)
+        args = ["dev", "--out", str(tmp_path), "--run-import", "--preview-only"]
+        assert import_plan.main(args) == 0
+    assert [c[0][:2] for c in ran] == [["pulumi", "import"]]
+    assert (
+        "# would run: kubectl --context eodhp-dev patch namespace/jupyter"
+        in capsys.readouterr().out
+    )
