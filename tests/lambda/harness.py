@@ -18,10 +18,8 @@ Used by the tests and by `bench/s3keep_bench.py`; it must run inside `moto.mock_
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -47,15 +45,11 @@ LAMBDA_ATTEMPTS = 3  # one invocation plus the two retries of an async invocatio
 
 
 def load_handler() -> ModuleType:
-    """The handler module, loaded by path: `lambda` is a keyword, not importable."""
-    name = "s3keep_handler"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HANDLER_PATH)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """The handler module, loaded by path (`lambda` is a keyword, not importable): the same
+    module object the operator's replay tool uses."""
+    from tools.replay_markers import load_handler as load
+
+    return load()
 
 
 @dataclass

@@ -283,6 +283,28 @@ def test_the_bucket_is_imported_only_where_the_stack_manages_it(
 def test_importing_never_shrinks_the_providers_client_list(
     tmp_path: Path, monkeypatch, capsys, audiences: list[str], refused: bool
 ) -> None:
+    code, ran, arn = _run_import(tmp_path, monkeypatch, audiences, [])
+    err = capsys.readouterr().err
+    if refused:
+        assert (code, ran) == (1, [])
+        assert f"{arn} also trusts ['workflow-harvester']" in err
+        assert f"keycloakProviderArn: {arn} in Pulumi.dev.yaml" in err
+    else:
+        assert (code, err) == (0, "")
+        assert ran[-1][0][:4] == ["pulumi", "import", "--stack", "eodhp/dev"]
+        # Before it, every imported Kubernetes object's field managers were reset.
+        assert len(ran) > 1 and all("patch" in c[0] for c in ran[:-1])
+
+
+class _Done:
+    returncode = 0
+
+
+def _run_import(
+    tmp_path: Path, monkeypatch, audiences: list[str], extra: list[str]
+) -> tuple[int, list, str]:
+    """`import_plan dev --run-import` against moto's IAM holding the realm's provider with
+    `audiences`; every command it would run is recorded, none is run."""
     import boto3
     from moto import mock_aws
 
@@ -298,21 +320,8 @@ def test_importing_never_shrinks_the_providers_client_list(
             Url=settings.keycloak_issuer, ClientIDList=audiences
         )["OpenIDConnectProviderArn"]
         monkeypatch.setattr(import_plan, "_iam_client", lambda s: iam)
-        code = import_plan.main(["dev", "--out", str(tmp_path), "--run-import"])
-    err = capsys.readouterr().err
-    if refused:
-        assert (code, ran) == (1, [])
-        assert f"{arn} also trusts ['workflow-harvester']" in err
-        assert f"keycloakProviderArn: {arn} in Pulumi.dev.yaml" in err
-    else:
-        assert (code, err) == (0, "")
-        assert ran[-1][0][:4] == ["pulumi", "import", "--stack", "eodhp/dev"]
-        # Before it, every imported Kubernetes object's field managers were reset.
-        assert len(ran) > 1 and all("patch" in c[0] for c in ran[:-1])
-
-
-class _Done:
-    returncode = 0
+        code = import_plan.main(["dev", "--out", str(tmp_path), "--run-import", *extra])
+    return code, ran, arn
 
 
 def test_the_import_runs_only_into_an_organisations_stack(
@@ -392,22 +401,8 @@ def test_an_empty_list_would_not_reset_them() -> None:
 
 
 def test_a_preview_only_import_resets_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
-    import boto3
-    from moto import mock_aws
-
-    settings = _settings("dev")
-    monkeypatch.setenv("MOTO_ACCOUNT_ID", settings.aws_account)
-    monkeypatch.setenv("PULUMI_ORG", "eodhp")
-    ran: list = []
-    monkeypatch.setattr(import_plan.subprocess, "run", lambda *a, **k: ran.append(a) or _Done())
-    with mock_aws():
-        iam = boto3.client("iam", region_name="eu-west-2")
-        iam.create_open_id_connect_provider(
-            Url=settings.keycloak_issuer, ClientIDList=["eodh-workspaces"]
-        )
-        monkeypatch.setattr(import_plan, "_iam_client", lambda s: iam)
-        args = ["dev", "--out", str(tmp_path), "--run-import", "--preview-only"]
-        assert import_plan.main(args) == 0
+    code, ran, _ = _run_import(tmp_path, monkeypatch, ["eodh-workspaces"], ["--preview-only"])
+    assert code == 0
     assert [c[0][:2] for c in ran] == [["pulumi", "import"]]
     assert (
         "# would run: kubectl --context eodhp-dev patch namespace/jupyter"
