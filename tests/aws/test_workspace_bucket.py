@@ -138,9 +138,9 @@ def test_access_logging_when_a_managed_bucket_asks_for_it() -> None:
     (resource,) = run_with_config("prod", config).of_type("aws:s3/bucketLogging:BucketLogging")
     assert resource.parent_name == "workspaces"
     assert resource.plain_inputs == {
-        "bucket": "workspaces-eodhp-prod",
+        "bucket": "workspaces-eodhp",
         "targetBucket": "access-logs-x",
-        "targetPrefix": "workspaces-eodhp-prod/",
+        "targetPrefix": "workspaces-eodhp/",
     }
 
 

@@ -220,7 +220,12 @@ class Spawn:
 
 
 def spawn_in_workspace(
-    release: RenderedRelease, workdir: Path, *, username: str, workspace: str
+    release: RenderedRelease,
+    workdir: Path,
+    *,
+    username: str,
+    workspace: str,
+    profile: str | None = None,
 ) -> Spawn:
     from jupyterhub.app import JupyterHub
     from jupyterhub.utils import maybe_future
@@ -248,6 +253,8 @@ def spawn_in_workspace(
                 config=app.config,
             )
             spawner.user_options = {"workspace": workspace}
+            if profile is not None:
+                spawner.user_options["profile"] = profile
             await spawner.load_user_options()
 
             async def create_namespace(body, *args, **kwargs):

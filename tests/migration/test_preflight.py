@@ -683,6 +683,17 @@ def test_shared_bucket_missing(env) -> None:
     _failed(_run(env, workspace_bucket="no-such-bucket-here"), "workspace-bucket", "does not exist")
 
 
+def test_prod_needs_the_bucket_every_production_document_names(env) -> None:
+    # Only the -prod name the stack used to carry exists: preflight names the real one.
+    assert env["settings"].workspace_bucket == "workspaces-eodhp"
+    s3 = env["clients"].client("s3")
+    s3.create_bucket(
+        Bucket="workspaces-eodhp-prod", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    s3.delete_bucket(Bucket="workspaces-eodhp")
+    _failed(_run(env), "workspace-bucket", "bucket workspaces-eodhp does not exist")
+
+
 def test_shared_bucket_without_eventbridge(env) -> None:
     s3 = env["clients"].client("s3")
     s3.put_bucket_notification_configuration(

@@ -122,9 +122,9 @@ def test_diff_groups_changes_by_resource(rendered: Path) -> None:
     assert "~ s3keep-object-created (aws:cloudwatch/eventRule:EventRule)" in text
     assert (
         "    inputs.eventPattern.detail.bucket.name: "
-        '["workspaces-eodhp-staging"] -> ["workspaces-eodhp-prod"]'
+        '["workspaces-eodhp-staging"] -> ["workspaces-eodhp"]'
     ) in text
-    assert "    cull.timeout: 3600 -> 7200" in text
+    assert '    hub.extraEnv.HUB_HOST: "staging.eodatahub-workspaces.org.uk" -> "eodatahub-' in text
     assert diff.diff("prod", "prod", rendered) == ["--- prod", "+++ prod"]
 
 
@@ -152,7 +152,7 @@ def test_render_writes_every_artifact_with_a_summary(rendered: Path) -> None:
     # prod references the platform's bucket: the component declares nothing of it.
     assert "| `workspaces` | `eodh:storage:WorkspaceBucket` | 0 | - |" in summary
     assert "| `eodh-jupyterhub:manageWorkspaceBucket` | `true` | `false` |" in summary
-    assert "| `eodh-jupyterhub:cullTimeoutSeconds` | `3600` | `7200` |" in summary
+    assert "| `eodh-jupyterhub:hubExtraHosts` | `[]` |" in summary
     assert "| `eodh-jupyterhub:platformDomain` | (required here) |" in summary
     dev_summary = (rendered / "dev" / "summary.md").read_text()
     assert "| `eodh-jupyterhub:debug` | `false` | `true` |" in dev_summary

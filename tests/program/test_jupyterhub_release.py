@@ -245,7 +245,8 @@ def test_per_environment_differences() -> None:
     dev = _values(recording_for("dev", False))
     prod = _values(recording_for("prod", False))
     assert dev["debug"] == {"enabled": True} and prod["debug"] == {"enabled": False}
-    assert dev["cull"]["timeout"] == 1800 and prod["cull"]["timeout"] == 7200
+    # Users are told idle servers stop after one hour (eodh-userdocs notebooks-start.md).
+    assert dev["cull"]["timeout"] == 1800 and prod["cull"]["timeout"] == 3600
     assert dev["singleuser"]["memory"]["limit"] == "2G"
     assert prod["singleuser"]["memory"]["limit"] == "16G"
     assert dev["hub"]["extraEnv"]["PLATFORM_DOMAIN"] == "dev.eodatahub.org.uk"

@@ -245,7 +245,9 @@ def test_per_environment_differences() -> None:
     assert prod.notebook_node_affinity == {
         "eks.amazonaws.com/nodegroup": ("notebooks", "notebooks-large")
     }
-    assert prod.cull_timeout_seconds == 7200 and dev.cull_timeout_seconds == 1800
+    assert prod.cull_timeout_seconds == 3600 and dev.cull_timeout_seconds == 1800
+    # Production's bucket as every production document names it; elsewhere -<env>.
+    assert prod.workspace_bucket == "workspaces-eodhp" and dev.workspace_bucket.endswith("-dev")
 
 
 @pytest.mark.parametrize(

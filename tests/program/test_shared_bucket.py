@@ -37,11 +37,13 @@ def shared_up(stack: str) -> Recording:
 
 def test_a_stack_file_uses_the_shared_bucket() -> None:
     # The platform's workspace-services use `workspaces-eodhp-<env>` (its config/local.yaml):
-    # the buckets of these environments exist and are shared.
+    # the buckets of these environments exist and are shared. Production's is
+    # `workspaces-eodhp`, as every production document names it (docs/platform-contract.md).
     shared_stacks = [s for s in stack_names() if not manages_bucket(s)]
     assert "dev3" in shared_stacks
     for stack in shared_stacks:
-        assert bucket_name(stack) == f"workspaces-eodhp-{stack}"
+        expected = "workspaces-eodhp" if stack == "prod" else f"workspaces-eodhp-{stack}"
+        assert bucket_name(stack) == expected
 
 
 def test_no_s3_resource_only_the_lookup(shared: Recording, stack: str) -> None:
