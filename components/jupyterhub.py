@@ -83,6 +83,26 @@ class JupyterHubArgs:
             raise ValueError(f"{self.hub_host} cannot both serve the hub and redirect to it")
 
 
+def _ingress_spec(
+    hosts: Sequence[str],
+    path: k8s.networking.v1.HTTPIngressPathArgs,
+    tls_secret_name: str | None,
+) -> k8s.networking.v1.IngressSpecArgs:
+    """`path` on each of `hosts`, with TLS for them when a certificate Secret is named."""
+    return k8s.networking.v1.IngressSpecArgs(
+        ingress_class_name="nginx",
+        rules=[
+            k8s.networking.v1.IngressRuleArgs(
+                host=host, http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[path])
+            )
+            for host in hosts
+        ],
+        tls=[k8s.networking.v1.IngressTLSArgs(hosts=list(hosts), secret_name=tls_secret_name)]
+        if tls_secret_name
+        else None,
+    )
+
+
 class JupyterHub(pulumi.ComponentResource):
     release_name: pulumi.Output[str]
     status: pulumi.Output[str]
@@ -141,11 +161,6 @@ class JupyterHub(pulumi.ComponentResource):
         path = k8s.networking.v1.HTTPIngressPathArgs(
             path=BASE_URL, path_type="Prefix", backend=backend
         )
-        ingress_rules = [
-            k8s.networking.v1.IngressRuleArgs(
-                host=args.hub_host, http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[path])
-            )
-        ]
         # Only the hub's own host: a request for any other host (a forged Host header, a
         # workspace's <ws>.<workspacesDomain>) never reaches the hub through this Ingress.
         k8s.networking.v1.Ingress(
@@ -169,17 +184,7 @@ class JupyterHub(pulumi.ComponentResource):
                     "nginx.ingress.kubernetes.io/proxy-buffering": "off",
                 },
             ),
-            spec=k8s.networking.v1.IngressSpecArgs(
-                ingress_class_name="nginx",
-                rules=ingress_rules,
-                tls=[
-                    k8s.networking.v1.IngressTLSArgs(
-                        hosts=[args.hub_host], secret_name=args.tls_secret_name
-                    )
-                ]
-                if args.tls_secret_name
-                else None,
-            ),
+            spec=_ingress_spec([args.hub_host], path, args.tls_secret_name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
         )
         if args.hub_extra_hosts:
@@ -217,21 +222,8 @@ class JupyterHub(pulumi.ComponentResource):
                     "nginx.ingress.kubernetes.io/permanent-redirect-code": "308",
                 },
             ),
-            spec=k8s.networking.v1.IngressSpecArgs(
-                ingress_class_name="nginx",
-                # ingress-nginx only applies a redirect to a rule with a path and backend
-                # (kubernetes/ingress-nginx issue 1405); nothing is proxied to it.
-                rules=[
-                    k8s.networking.v1.IngressRuleArgs(
-                        host=host, http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[path])
-                    )
-                    for host in hosts
-                ],
-                tls=[
-                    k8s.networking.v1.IngressTLSArgs(hosts=hosts, secret_name=args.tls_secret_name)
-                ]
-                if args.tls_secret_name
-                else None,
-            ),
+            # ingress-nginx only applies a redirect to a rule with a path and backend
+            # (kubernetes/ingress-nginx issue 1405); nothing is proxied to it.
+            spec=_ingress_spec(hosts, path, args.tls_secret_name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
         )
