@@ -236,3 +236,36 @@ def test_the_guard_refuses_what_is_not_a_header_name(bad: tuple[str, ...]) -> No
 
     with pytest.raises(ValueError):
         header_guard_snippet(bad)
+
+
+def test_an_extra_hosts_redirect_keeps_the_launch_urls_path_and_query_in_real_nginx(
+    echo: int, tmp_path: Path
+) -> None:
+    """prod's redirect Ingress, as ingress-nginx renders `permanent-redirect` in the location
+    (rootfs/etc/nginx/template/nginx.tmpl: `return {{ Redirect.Code }} {{ Redirect.URL }};`):
+    a launch URL on prod.eodatahub-workspaces.org.uk arrives whole on the hub's host."""
+    _require_nginx()
+    (redirect,) = [
+        reveal(i.inputs)
+        for i in recording_for("prod").of_type("kubernetes:networking.k8s.io/v1:Ingress")
+        if reveal(i.inputs)["metadata"]["name"] == "jupyterhub-redirect"
+    ]
+    annotations = redirect["metadata"]["annotations"]
+    url = annotations["nginx.ingress.kubernetes.io/permanent-redirect"]
+    code = annotations["nginx.ingress.kubernetes.io/permanent-redirect-code"]
+    nginx, port = _serve(tmp_path, {"/notebooks": f"return {code} {url};"}, echo)
+    launch = (
+        "/notebooks/hub/spawn/alice/ndvi-notebook_123456?workspace=alpha&next=https://"
+        "eodatahub-workspaces.org.uk/notebooks/user/alice/ndvi-notebook_123456/lab/tree/s3/"
+        "jupyter/ndvi-notebook_123456.ipynb"
+    )
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("POST", launch, body=b"", headers={"Host": "prod.example"})
+        response = connection.getresponse()
+        assert response.status == 308
+        assert response.getheader("Location") == f"https://eodatahub-workspaces.org.uk{launch}"
+        connection.close()
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
