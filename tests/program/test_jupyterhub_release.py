@@ -13,7 +13,7 @@ import pytest
 
 from components.helm_values import HubFiles, build_values
 from eodh_jupyterhub.hub_inputs import hub_values_inputs
-from eodh_jupyterhub.offline import Recording, is_secret, reveal
+from eodh_jupyterhub.offline import Recording, is_secret, reveal, run_with_config
 from eodh_jupyterhub.schemas import z2jh_validation_errors
 from eodh_jupyterhub.settings import load_settings
 from eodh_jupyterhub.stack_config import PROJECT_ROOT
@@ -314,6 +314,17 @@ def test_ingress(recording: Recording, stack: str) -> None:
         assert spec["tls"] == [{"hosts": [primary], "secretName": tls_secret}]
     else:
         assert "tls" not in spec
+
+
+def test_the_hub_url_output_and_the_hubs_own_host_follow_hub_host() -> None:
+    # One setting moves the hub: the Ingress, HUB_HOST (callback, public URL) and hubUrl.
+    config = pulumi_config("staging")
+    config["eodh-jupyterhub:hubHost"] = "notebooks.example.org.uk"
+    recording = run_with_config("staging", config)
+    assert recording.outputs["hubUrl"] == "https://notebooks.example.org.uk/notebooks/"
+    assert _values(recording)["hub"]["extraEnv"]["HUB_HOST"] == "notebooks.example.org.uk"
+    hosts = [r["host"] for r in _ingresses(recording)["jupyterhub"]["spec"]["rules"]]
+    assert hosts == ["notebooks.example.org.uk"]
 
 
 def test_extra_hub_hosts_redirect_to_the_primary_host(recording: Recording, stack: str) -> None:
