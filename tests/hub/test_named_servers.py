@@ -7,6 +7,7 @@ stop someone else's server. Names come from the production spawner's own expansi
 
 from __future__ import annotations
 
+import logging
 import re
 from types import SimpleNamespace
 
@@ -63,3 +64,67 @@ def test_every_user_and_server_has_its_own_valid_pod_name(pod_name) -> None:
 def test_a_launch_server_name_and_the_default_server_read_plainly(pod_name) -> None:
     assert pod_name("alice", "") == "jupyter-alice"
     assert pod_name("alice", "ndvi-notebook_123456").startswith("jupyter-alice--ndvi-notebook")
+
+
+class _Server:
+    """The parts of a Spawner the replacement rule reads."""
+
+    def __init__(self, name: str, workspace: str, ready=False, pending=None, claim=None):
+        self.name = name
+        self.user_options = {"workspace": workspace}
+        self.ready = ready
+        self.pending = pending
+        self._eodh_workspace_claim = claim
+
+
+class _User:
+    def __init__(self, servers: list[_Server]):
+        self.name = "alice"
+        self.spawners = {s.name: s for s in servers}
+        self.stopped: list[str] = []
+        self.routes_deleted: list[str] = []
+        self.settings = {"proxy": self}
+
+    async def delete_user(self, user, name):
+        self.routes_deleted.append(name)
+
+    async def stop(self, name):
+        # The route is gone before the server stops, as JupyterHub's own stop does it.
+        assert name in self.routes_deleted
+        self.stopped.append(name)
+
+
+def _starting(user: _User, name: str, workspace: str) -> _Server:
+    spawner = _Server(name, workspace, pending="spawn")
+    spawner.user = user
+    spawner.log = logging.getLogger("test")
+    user.spawners[name] = spawner
+    return spawner
+
+
+def test_starting_a_server_stops_only_the_users_ready_server_in_that_workspace(hub_ns, run) -> None:
+    user = _User(
+        [
+            _Server("old", "alpha", ready=True),
+            _Server("other-workspace", "beta", ready=True),
+            _Server("stopped", "alpha"),
+        ]
+    )
+    new = _starting(user, "new", "alpha")
+    run(hub_ns["eodh_replace_same_workspace_servers"](new, "alpha"))
+    assert user.stopped == ["old"]
+    assert new._eodh_workspace_claim == "alpha"
+
+
+def test_a_second_start_into_a_workspace_already_starting_is_refused(hub_ns, run) -> None:
+    user = _User([_Server("first", "alpha", pending="spawn", claim="alpha")])
+    second = _starting(user, "second", "alpha")
+    with pytest.raises(hub_ns["SpawnRefused"]) as refused:
+        run(hub_ns["eodh_replace_same_workspace_servers"](second, "alpha"))
+    assert refused.value.status_code == 409
+    assert "already starting in workspace 'alpha'" in refused.value.message
+    assert user.stopped == [] and second._eodh_workspace_claim is None
+    # A start still before its own check (no claim yet) does not block: it will meet this one.
+    user.spawners["first"]._eodh_workspace_claim = None
+    run(hub_ns["eodh_replace_same_workspace_servers"](second, "alpha"))
+    assert second._eodh_workspace_claim == "alpha"
