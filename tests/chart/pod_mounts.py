@@ -12,12 +12,22 @@ everything runs as one user for the same reason.
 
 from __future__ import annotations
 
+import copy
+import os
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from tests.chart.hub_pod import RenderedRelease, render_chart, spawn_in_workspace
+
+# Making mount namespaces and mounting in them needs root (CAP_SYS_ADMIN), as a kubelet has.
+NEEDS_MOUNT_NAMESPACES = pytest.mark.skipif(os.geteuid() != 0, reason="mount namespaces need root")
 
 
 def mount_script(pod: Mapping[str, Any], claims: Mapping[str, Path]) -> str:
@@ -45,14 +55,9 @@ def mount_script(pod: Mapping[str, Any], claims: Mapping[str, Path]) -> str:
     return "\n".join(lines)
 
 
-def run_in_pod(
-    pod: Mapping[str, Any],
-    claims: Mapping[str, Path],
-    command: str,
-    *,
-    path: str,
-    timeout: float = 60,
-) -> subprocess.CompletedProcess[str]:
+def pod_command(
+    pod: Mapping[str, Any], claims: Mapping[str, Path], command: str, *, path: str
+) -> list[str]:
     """``command`` (bash) as the container's user: HOME as the image sets it, nothing else
     of this machine's environment."""
     unshare = shutil.which("unshare")
@@ -63,10 +68,85 @@ def run_in_pod(
         + "\ncd /home/jovyan\n"
         + f"exec env -i HOME=/home/jovyan PATH={shlex.quote(path)} bash -c {shlex.quote(command)}"
     )
+    return [unshare, "--mount", "--propagation", "private", "bash", "-c", script]
+
+
+def run_in_pod(
+    pod: Mapping[str, Any],
+    claims: Mapping[str, Path],
+    command: str,
+    *,
+    path: str,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [unshare, "--mount", "--propagation", "private", "bash", "-c", script],
+        pod_command(pod, claims, command, path=path),
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+def member_pods(release: RenderedRelease, workdir: Path, workspace: str) -> dict[str, Any]:
+    """The notebook pods of mallory and alice in ``workspace``, as KubeSpawner builds them."""
+    return {
+        user: spawn_in_workspace(release, workdir / user, username=user, workspace=workspace).pod
+        for user in ("mallory", "alice")
+    }
+
+
+def without_extra_config(release: RenderedRelease, name: str) -> RenderedRelease:
+    """The same release with one hub/extra_config file left out: a protection removed."""
+    values = copy.deepcopy(release.values)
+    del values["hub"]["extraConfig"][name]
+    return render_chart(values, release.name, release.namespace)
+
+
+HOMES_FILE = "4_workspace_homes"
+BASE_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
+PYTHON_VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
+VENV_BIN = Path(sys.executable).parent
+PATH = f"{VENV_BIN}:{BASE_PYTHON.parent}:/usr/bin:/bin"
+
+# mallory, from her pod, plants in every place she can write that a start-up could read:
+# her HOME, the shared folder, and any home she can see under it.
+PLANT = r"""
+M="$1"
+plant() {
+  B="$1"
+  mkdir -p "$B/.local/share/jupyter/labextensions/evil-ext" || return 0
+  printf '{"name": "evil-ext", "version": "6.6.6", "jupyterlab": %s}' \
+    '{"_build": {"load": "static/remoteEntry.evil.js"}}' \
+    > "$B/.local/share/jupyter/labextensions/evil-ext/package.json"
+  mkdir -p "$B/.local/share/jupyter/labextensions/evil-ext/static"
+  echo "window.__eodh_planted = 'ran';" \
+    > "$B/.local/share/jupyter/labextensions/evil-ext/static/remoteEntry.evil.js"
+  mkdir -p "$B/.local/share/jupyter/kernels/evil"
+  printf '{"argv": ["python", "-c", "pass"], "display_name": "Evil", "language": "python"}' \
+    > "$B/.local/share/jupyter/kernels/evil/kernel.json"
+  mkdir -p "$B/.jupyter" && echo "open('$M/jupyter_config', 'w')" > "$B/.jupyter/jupyter_config.py"
+  mkdir -p "$B/.ipython/profile_default/startup"
+  echo "open('$M/ipython_startup', 'w')" > "$B/.ipython/profile_default/startup/00-evil.py"
+  S="$B/.local/lib/PYVER/site-packages" && mkdir -p "$S"
+  echo "import os; open('$M/user_site_pth', 'w')" > "$S/evil.pth"
+  echo "open('$M/shadow_module', 'w')" > "$S/requests.py"
+  echo "touch '$M/bashrc'" >> "$B/.bashrc"
+}
+plant "$HOME"
+plant "$HOME/workspace"
+for home in "$HOME"/workspace/.homes/*/; do [ -d "$home" ] && plant "$home"; done
+touch "$HOME/workspace/.homes/planted" 2>/dev/null && echo "HOMES-WRITABLE" || true
+""".replace("PYVER", PYTHON_VERSION)
+
+
+def plant_as_mallory(pods: Mapping[str, Any], claims: Mapping[str, Path], markers: Path) -> str:
+    """alice has used her server before (her home exists); then mallory plants. Returns
+    mallory's output; planted code, when it runs, leaves a file in ``markers``."""
+    for directory in (*claims.values(), markers):
+        directory.mkdir(parents=True, exist_ok=True)
+    assert run_in_pod(pods["alice"], claims, "true", path=PATH).returncode == 0
+    command = f"bash -c {shlex.quote(PLANT)} plant {markers}"
+    planted = run_in_pod(pods["mallory"], claims, command, path=PATH)
+    assert planted.returncode == 0, planted.stderr
+    return planted.stdout

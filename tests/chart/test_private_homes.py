@@ -12,29 +12,27 @@ list what mallory planted. The same chart without hub/extra_config/4_workspace_h
 
 from __future__ import annotations
 
-import copy
-import os
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chart.hub_pod import RenderedRelease, render_chart, render_release, spawn_in_workspace
-from tests.chart.pod_mounts import run_in_pod
+from tests.chart.hub_pod import RenderedRelease, render_release
+from tests.chart.pod_mounts import (
+    BASE_PYTHON,
+    HOMES_FILE,
+    NEEDS_MOUNT_NAMESPACES,
+    PATH,
+    PYTHON_VERSION,
+    member_pods,
+    plant_as_mallory,
+    run_in_pod,
+    without_extra_config,
+)
 from tests.support.recordings import recording_for
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="mount namespaces need root"),
-]
-
-HOMES_FILE = "4_workspace_homes"
-BASE_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
-PYTHON_VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
-VENV_BIN = Path(sys.executable).parent
-PATH = f"{VENV_BIN}:{BASE_PYTHON.parent}:/usr/bin:/bin"
+pytestmark = [pytest.mark.slow, NEEDS_MOUNT_NAMESPACES]
 
 # What fires, and the start-up that fires it (each a real program, in alice's pod).
 PLANTS = (
@@ -47,31 +45,6 @@ PLANTS = (
     "bashrc",
 )
 
-PLANT = r"""
-M="$1"
-plant() {
-  B="$1"
-  mkdir -p "$B/.local/share/jupyter/labextensions/evil-ext" || return 0
-  printf '{"name": "evil-ext", "version": "6.6.6", "jupyterlab": %s}' \
-    '{"_build": {"load": "static/remoteEntry.evil.js"}}' \
-    > "$B/.local/share/jupyter/labextensions/evil-ext/package.json"
-  mkdir -p "$B/.local/share/jupyter/kernels/evil"
-  printf '{"argv": ["python", "-c", "pass"], "display_name": "Evil", "language": "python"}' \
-    > "$B/.local/share/jupyter/kernels/evil/kernel.json"
-  mkdir -p "$B/.jupyter" && echo "open('$M/jupyter_config', 'w')" > "$B/.jupyter/jupyter_config.py"
-  mkdir -p "$B/.ipython/profile_default/startup"
-  echo "open('$M/ipython_startup', 'w')" > "$B/.ipython/profile_default/startup/00-evil.py"
-  S="$B/.local/lib/PYVER/site-packages" && mkdir -p "$S"
-  echo "import os; open('$M/user_site_pth', 'w')" > "$S/evil.pth"
-  echo "open('$M/shadow_module', 'w')" > "$S/requests.py"
-  echo "touch '$M/bashrc'" >> "$B/.bashrc"
-}
-plant "$HOME"
-plant "$HOME/workspace"
-for home in "$HOME"/workspace/.homes/*/; do [ -d "$home" ] && plant "$home"; done
-touch "$HOME/workspace/.homes/planted" 2>/dev/null && echo "HOMES-WRITABLE" || true
-""".replace("PYVER", PYTHON_VERSION)
-
 PROBE = f"""
 M="$1"
 jupyter labextension list 2>&1 | grep -q evil-ext && touch "$M/labextension"
@@ -83,13 +56,6 @@ true
 """
 
 
-def _pods(release: RenderedRelease, workdir: Path) -> dict[str, dict[str, Any]]:
-    return {
-        user: spawn_in_workspace(release, workdir / user, username=user, workspace="alpha").pod
-        for user in ("mallory", "alice")
-    }
-
-
 @pytest.fixture(scope="module")
 def release() -> RenderedRelease:
     return render_release(recording_for("dev"))
@@ -97,35 +63,26 @@ def release() -> RenderedRelease:
 
 @pytest.fixture(scope="module")
 def pods(release: RenderedRelease, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return _pods(release, tmp_path_factory.mktemp("pods"))
+    return member_pods(release, tmp_path_factory.mktemp("pods"), "alpha")
 
 
 @pytest.fixture(scope="module")
 def shared_home_pods(
     release: RenderedRelease, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    values = copy.deepcopy(release.values)
-    del values["hub"]["extraConfig"][HOMES_FILE]
-    without = render_chart(values, release.name, release.namespace)
-    return _pods(without, tmp_path_factory.mktemp("shared-home-pods"))
+    without = without_extra_config(release, HOMES_FILE)
+    return member_pods(without, tmp_path_factory.mktemp("shared-home-pods"), "alpha")
 
 
 def _attack(pods: dict[str, Any], tmp_path: Path) -> tuple[set[str], str]:
     claims = {"pvc-alpha": tmp_path / "efs-alpha"}
-    claims["pvc-alpha"].mkdir()
     markers = tmp_path / "markers"
-    markers.mkdir()
-    # alice has used her server before: her home exists when mallory looks for it.
-    assert run_in_pod(pods["alice"], claims, "true", path=PATH).returncode == 0
-    planted = run_in_pod(
-        pods["mallory"], claims, f"bash -c {shlex.quote(PLANT)} plant {markers}", path=PATH
-    )
-    assert planted.returncode == 0, planted.stderr
+    planted = plant_as_mallory(pods, claims, markers)
     probed = run_in_pod(
         pods["alice"], claims, f"bash -c {shlex.quote(PROBE)} probe {markers}", path=PATH
     )
     assert probed.returncode == 0, probed.stderr
-    return {p.name for p in markers.iterdir()}, planted.stdout
+    return {p.name for p in markers.iterdir()}, planted
 
 
 def test_nothing_mallory_plants_runs_in_alices_server(pods: dict[str, Any], tmp_path: Path) -> None:
