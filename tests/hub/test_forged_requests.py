@@ -72,29 +72,42 @@ def test_a_servers_token_acts_only_on_its_own_server(real_hub, kc) -> None:
     assert started.status_code in (201, 202), started.text
     token = real_hub.wait_for_record("victor")["env"]["JUPYTERHUB_API_TOKEN"]
     real_hub.wait_for_server("victor", running=True)
+    # The same owner's named server in their other workspace.
+    named = real_hub.admin(
+        "POST", "/users/victor/servers/lambda-server", json={"workspace": "lambda"}
+    )
+    assert named.status_code in (201, 202), named.text
+    named_token = real_hub.wait_for_record("victor~lambda-server")["env"]["JUPYTERHUB_API_TOKEN"]
     try:
         auth = {"Authorization": f"token {token}"}
         scopes = real_hub_request(real_hub, "GET", "/user", auth).json()["scopes"]
         assert "custom:eodh:workspace-token!server=victor/" in scopes
         assert "custom:eodh:workspace-token!user=victor" not in scopes
-        # Restart it elsewhere, stop it, mint tokens: none is a server's to do.
+        # Restart it elsewhere, stop a server, mint tokens: none is a server's to do.
         for method, path, body in [
             ("POST", "/users/victor/server", {"workspace": "lambda"}),
-            ("DELETE", "/users/victor/server", None),
+            ("DELETE", "/users/victor/servers/lambda-server", None),
+            ("POST", "/users/victor/servers/third", {"workspace": "lambda"}),
             ("POST", "/users/victor/tokens", {"scopes": ["servers!user"]}),
         ]:
             response = real_hub_request(real_hub, method, path, auth, body)
             assert response.status_code == 403, (method, path, response.text)
-        # Another server of the same owner (a named server, in another workspace).
         kc.requests.clear()
         other = real_hub.workspace_token(token, server="lambda-server")
         assert other.status_code == 403, other.text
         assert not kc.grants(EXCHANGE_GRANT)
-        assert real_hub.workspace_token(token, server="").status_code == 200
+        # Each server still renews its own workspace's token.
+        own = real_hub.workspace_token(token, server="")
+        assert own.status_code == 200 and own.json()["workspace"] == "kappa", own.text
+        named_own = real_hub.workspace_token(named_token, server="lambda-server")
+        assert named_own.status_code == 200 and named_own.json()["workspace"] == "lambda"
+        assert real_hub.workspace_token(named_token, server="").status_code == 403
     finally:
+        real_hub.admin("DELETE", "/users/victor/servers/lambda-server")
         real_hub.admin("DELETE", "/users/victor/server")
         real_hub.wait_for_server("victor", running=False)
-        real_hub.forget_record("victor")
+        for stem in ("victor", "victor~lambda-server"):
+            real_hub.forget_record(stem)
 
 
 def real_hub_request(real_hub, method: str, path: str, headers: dict, body=None):
