@@ -11,7 +11,8 @@ startup files, the Python user site, shell start-up files. So, in every notebook
 
   /home/jovyan            HOME: the subPath ``.homes/<user>-<key>`` of the workspace volume,
                           private to the user; ``pip install --user`` persists here.
-  /home/jovyan/workspace  the whole workspace volume: what members share.
+  /home/jovyan/workspace  the whole workspace volume: what members share, and the file
+                          browser's root.
   /home/jovyan/workspace/.homes
                           an empty read-only volume over the homes, so no member reaches
                           another's through the shared folder.
@@ -110,3 +111,11 @@ def eodh_modify_pod_with_private_home(spawner, pod):
 
 
 c.KubeSpawner.modify_pod_hook = eodh_modify_pod_with_private_home
+
+# The shared folder stays the file browser's root, as the platform's user docs describe
+# the block store (EO-DataHub/eodh-userdocs). JupyterHub 5 passes notebook_dir as
+# JUPYTERHUB_ROOT_DIR (jupyterhub/spawner.py get_env), which jupyterhub-singleuser makes
+# ServerApp.root_dir and the EO DataHub image's HybridContentsManager reads
+# (images/default/jupyter_server_config.py). Kernels and terminals start there too; HOME
+# stays private.
+c.KubeSpawner.notebook_dir = f"{EODH_HOME}/{EODH_SHARED_FOLDER}"

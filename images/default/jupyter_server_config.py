@@ -1,8 +1,8 @@
 """Jupyter server configuration for the EO DataHub default notebook image.
 
 Installed as /etc/jupyter/jupyter_server_config.py. The contents manager is a
-HybridContentsManager: the root ("") is the user's home directory and "s3" is the
-workspace's prefix in the workspace bucket.
+HybridContentsManager: the root ("") is the workspace's shared folder (JUPYTERHUB_ROOT_DIR,
+else the user's home directory) and "s3" is the workspace's prefix in the workspace bucket.
 
 Credentials for the S3 drive never come from static keys. The hub's spawner hands the
 server a workspace-scoped access token (S3CONTENTS_WORKSPACE_ACCESS_TOKEN); this file writes
@@ -533,7 +533,11 @@ def configure(c: Any, env: Mapping[str, str]) -> WorkspaceCredentials | None:
     if env.get("NB_UMASK"):
         os.umask(int(env["NB_UMASK"], 8))
 
-    home = env.get("HOME") or DEFAULT_HOME
+    # The file browser's root: the hub's Spawner.notebook_dir, which JupyterHub 5 passes as
+    # JUPYTERHUB_ROOT_DIR (jupyterhub/spawner.py get_env) and jupyterhub-singleuser makes
+    # ServerApp.root_dir: the workspace's shared folder (hub/extra_config/
+    # 4_workspace_homes.py; HOME is then the user's own). Else HOME.
+    home = env.get("JUPYTERHUB_ROOT_DIR") or env.get("HOME") or DEFAULT_HOME
     c.ServerApp.contents_manager_class = HybridContentsManager
     c.HybridContentsManager.manager_classes = {"": LargeFileManager}
     c.HybridContentsManager.manager_kwargs = {"": {"root_dir": home}}

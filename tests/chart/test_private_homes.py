@@ -12,6 +12,7 @@ list what mallory planted. The same chart without hub/extra_config/4_workspace_h
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,22 @@ def test_each_home_has_its_own_unguessable_folder(pods: dict[str, Any]) -> None:
     assert alice.startswith(".homes/alice-") and mallory.startswith(".homes/mallory-")
     # 24 hex characters of an HMAC under the hub's crypt key, not the name alone.
     assert len(alice.rsplit("-", 1)[1]) == 24
+
+
+def test_the_shared_folder_is_the_file_browsers_root(
+    pods: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the platform's user docs describe the block store. The EO DataHub image's
+    # contents manager reads the root KubeSpawner passes (the other images'
+    # jupyterhub-singleuser takes the same variable as ServerApp.root_dir).
+    from tests.images.notebook import load_config
+
+    (container,) = [c for c in pods["alice"]["spec"]["containers"] if c["name"] == "notebook"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["JUPYTERHUB_ROOT_DIR"] == "/home/jovyan/workspace"
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", "/home/jovyan")
+    monkeypatch.setenv("JUPYTERHUB_ROOT_DIR", env["JUPYTERHUB_ROOT_DIR"])
+    root = load_config().HybridContentsManager.manager_kwargs[""]["root_dir"]
+    assert root == "/home/jovyan/workspace"
