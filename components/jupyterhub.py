@@ -17,6 +17,10 @@ CHART_VERSION = "4.2.0"
 CHART_REPOSITORY = "https://hub.jupyter.org/helm-chart/"
 RELEASE_NAME = "jupyterhub"
 PROXY_SERVICE = "proxy-public"
+# JupyterHub serves its Prometheus metrics at <base>/hub/metrics (jupyterhub 5.3 app.py,
+# `(r'/metrics$', PrometheusMetricsHandler)` under the hub prefix). They are for the cluster's
+# monitoring only: the public ingress refuses the path (`metrics_refusal_snippet`).
+METRICS_PATH = f"{BASE_URL}/hub/metrics"
 
 # Request headers through which the platform's auth layer (oauth2-proxy behind ingress-nginx's
 # global auth) tells the services behind it who the user is. The hub does its own OAuth and
@@ -53,6 +57,15 @@ def header_guard_snippet(headers: Sequence[str]) -> str:
         if not HEADER_NAME.fullmatch(header):
             raise ValueError(f"not a header name (or name prefix ending in *): {header!r}")
     return f"more_clear_input_headers {' '.join(headers)};\n"
+
+
+def metrics_refusal_snippet() -> str:
+    """The location snippet that answers the metrics path with 404 instead of proxying it.
+
+    `return` runs in nginx's rewrite phase, before access checks and proxy_pass, and needs
+    no braces or quotes (the controller's annotation-value-word-blocklist lists them).
+    """
+    return "return 404;\n"
 
 
 @dataclass(frozen=True)
@@ -187,8 +200,59 @@ class JupyterHub(pulumi.ComponentResource):
             spec=_ingress_spec([args.hub_host], path, args.tls_secret_name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
         )
+        self._metrics_refusal_ingress(name, args, labels, backend, release)
         if args.hub_extra_hosts:
             self._redirect_ingress(name, args, labels, path, release)
+
+    def _metrics_refusal_ingress(
+        self,
+        name: str,
+        args: JupyterHubArgs,
+        labels: dict[str, str],
+        backend: k8s.networking.v1.IngressBackendArgs,
+        release: k8s.helm.v3.Release,
+    ) -> None:
+        """The hub's metrics never leave the cluster through the public host.
+
+        An Exact path becomes `location = <path>` in the controller's nginx
+        (ingress-nginx internal/ingress/controller/template/template.go, buildLocation),
+        which nginx prefers over the `/notebooks` prefix location, and nginx matches it
+        against the normalised URI (percent-decoded, `//` merged), so encoded or doubled
+        spellings of the path are refused too. `/notebooks/hub/metrics/` reaches the hub,
+        which answers with a redirect to the refused path. The backend is never used.
+        """
+        refused = k8s.networking.v1.HTTPIngressPathArgs(
+            path=METRICS_PATH, path_type="Exact", backend=backend
+        )
+        k8s.networking.v1.Ingress(
+            f"{name}-metrics-refusal",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="jupyterhub-metrics-refusal",
+                namespace=args.namespace,
+                labels=labels,
+                annotations={
+                    "nginx.ingress.kubernetes.io/enable-global-auth": "false",
+                    CONFIGURATION_SNIPPET: metrics_refusal_snippet(),
+                },
+            ),
+            spec=k8s.networking.v1.IngressSpecArgs(
+                ingress_class_name="nginx",
+                rules=[
+                    k8s.networking.v1.IngressRuleArgs(
+                        host=args.hub_host,
+                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[refused]),
+                    )
+                ],
+                tls=[
+                    k8s.networking.v1.IngressTLSArgs(
+                        hosts=[args.hub_host], secret_name=args.tls_secret_name
+                    )
+                ]
+                if args.tls_secret_name
+                else None,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
+        )
 
     def _redirect_ingress(
         self,

@@ -61,14 +61,33 @@ BENIGN = [
 ]
 
 
-def _ingress_snippet(recording: Recording) -> str:
-    # The Ingress that proxies to the hub (an extra host's redirect Ingress proxies nothing).
+def _ingress(recording: Recording, name: str) -> dict:
     (ingress,) = [
         i
         for i in recording.of_type("kubernetes:networking.k8s.io/v1:Ingress")
-        if reveal(i.inputs)["metadata"]["name"] == "jupyterhub"
+        if reveal(i.inputs)["metadata"]["name"] == name
     ]
-    return reveal(ingress.inputs)["metadata"]["annotations"][SNIPPET]
+    return reveal(ingress.inputs)
+
+
+def _ingress_snippet(recording: Recording) -> str:
+    # The Ingress that proxies to the hub (an extra host's redirect Ingress proxies nothing).
+    return _ingress(recording, "jupyterhub")["metadata"]["annotations"][SNIPPET]
+
+
+def _locations(recording: Recording) -> dict[str, str]:
+    """nginx location -> snippet, for each path of the hub host's Ingresses, written the way
+    ingress-nginx writes them (internal/ingress/controller/template/template.go,
+    buildLocation: `= <path>` for Exact; a Prefix path `/notebooks` becomes `/notebooks/`
+    plus `= /notebooks`, covered here by nginx's own prefix match of `/notebooks`)."""
+    locations = {}
+    for name in ("jupyterhub", "jupyterhub-metrics-refusal"):
+        ingress = _ingress(recording, name)
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                exact = "= " if path["pathType"] == "Exact" else ""
+                locations[exact + path["path"]] = ingress["metadata"]["annotations"][SNIPPET]
+    return locations
 
 
 def _free_port() -> int:
@@ -174,6 +193,14 @@ http {{
     raise AssertionError("nginx did not start")
 
 
+def _status(port: int, path: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", path)
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
 def _upstream_headers(port: int, path: str) -> list[tuple[str, str]]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     connection.putrequest("GET", path, skip_accept_encoding=True)
@@ -217,6 +244,29 @@ def test_the_guard_strips_every_identity_header_in_real_nginx(echo: int, tmp_pat
         # Dropping any one name from the guard lets a hostile header through.
         for i, dropped in enumerate(mutants):
             assert _leaked(_upstream_headers(port, f"/without-{i}")), f"nothing needs {dropped}"
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+
+
+def test_the_public_path_refuses_the_hub_metrics_in_real_nginx(echo: int, tmp_path: Path) -> None:
+    _require_nginx()
+    locations = _locations(recording_for("prod"))
+    assert "= /notebooks/hub/metrics" in locations, locations
+    nginx, port = _serve(tmp_path, locations, echo)
+    try:
+        # nginx matches the normalised URI: encoded and doubled spellings are the same path.
+        for path in (
+            "/notebooks/hub/metrics",
+            "/notebooks/hub/metrics?format=text",
+            "/notebooks//hub/metrics",
+            "/notebooks/hub/%6Detrics",
+            "/notebooks/hub/./metrics",
+        ):
+            assert _status(port, path) == 404, path
+        # Everything else of the hub is still proxied.
+        for path in ("/notebooks/hub/login", "/notebooks/hub/metricsx", "/notebooks/hub/api"):
+            assert _status(port, path) == 200, path
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)

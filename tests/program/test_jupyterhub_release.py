@@ -331,7 +331,7 @@ def test_extra_hub_hosts_redirect_to_the_primary_host(recording: Recording, stac
     primary, extra = _hub_hosts(stack)
     ingresses = _ingresses(recording)
     if not extra:
-        assert set(ingresses) == {"jupyterhub"}
+        assert set(ingresses) == {"jupyterhub", "jupyterhub-metrics-refusal"}
         return
     redirect = ingresses["jupyterhub-redirect"]
     kubernetes_validate.validate(redirect, "1.31", strict=True)
@@ -342,6 +342,23 @@ def test_extra_hub_hosts_redirect_to_the_primary_host(recording: Recording, stac
         f"https://{primary}$request_uri"
     )
     assert annotations["nginx.ingress.kubernetes.io/permanent-redirect-code"] == "308"
+
+
+def test_the_public_host_refuses_the_hub_metrics(recording: Recording, stack: str) -> None:
+    """Only the path's Ingress is checked here; real nginx proves the refusal
+    (test_ingress_header_guard.py)."""
+    refusal = _ingresses(recording)["jupyterhub-metrics-refusal"]
+    kubernetes_validate.validate(refusal, "1.31", strict=True)
+    primary, _ = _hub_hosts(stack)
+    (rule,) = refusal["spec"]["rules"]
+    assert rule["host"] == primary
+    assert rule["http"]["paths"][0]["path"] == "/notebooks/hub/metrics"
+    assert rule["http"]["paths"][0]["pathType"] == "Exact"
+    annotations = refusal["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/configuration-snippet"] == "return 404;\n"
+    assert annotations["nginx.ingress.kubernetes.io/enable-global-auth"] == "false"
+    # The refusal must cover the hub's TLS host exactly as the hub's own Ingress does.
+    assert refusal["spec"].get("tls") == _ingresses(recording)["jupyterhub"]["spec"].get("tls")
 
 
 def test_render_writes_release_files_without_secrets(tmp_path: Path) -> None:
