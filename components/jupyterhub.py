@@ -17,10 +17,10 @@ CHART_VERSION = "4.2.0"
 CHART_REPOSITORY = "https://hub.jupyter.org/helm-chart/"
 RELEASE_NAME = "jupyterhub"
 PROXY_SERVICE = "proxy-public"
-# JupyterHub serves its Prometheus metrics at <base>/hub/metrics (jupyterhub 5.3 app.py,
-# `(r'/metrics$', PrometheusMetricsHandler)` under the hub prefix). They are for the cluster's
-# monitoring only: the public ingress refuses the path (`metrics_refusal_snippet`).
-METRICS_PATH = f"{BASE_URL}/hub/metrics"
+# JupyterHub serves its Prometheus metrics at two paths under the hub prefix (jupyterhub 5.3
+# handlers/metrics.py: `/metrics$` and `/api/metrics$`). They are for the cluster's
+# monitoring only: the public ingress refuses both (`metrics_refusal_snippet`).
+METRICS_PATHS = (f"{BASE_URL}/hub/metrics", f"{BASE_URL}/hub/api/metrics")
 
 # Request headers through which the platform's auth layer (oauth2-proxy behind ingress-nginx's
 # global auth) tells the services behind it who the user is. The hub does its own OAuth and
@@ -212,18 +212,19 @@ class JupyterHub(pulumi.ComponentResource):
         backend: k8s.networking.v1.IngressBackendArgs,
         release: k8s.helm.v3.Release,
     ) -> None:
-        """The hub's metrics never leave the cluster through the public host.
+        """The hub's metrics never leave the cluster through the public host (`METRICS_PATHS`).
 
         An Exact path becomes `location = <path>` in the controller's nginx
         (ingress-nginx internal/ingress/controller/template/template.go, buildLocation),
         which nginx prefers over the `/notebooks` prefix location, and nginx matches it
         against the normalised URI (percent-decoded, `//` merged), so encoded or doubled
-        spellings of the path are refused too. `/notebooks/hub/metrics/` reaches the hub,
+        spellings of the paths are refused too. `/notebooks/hub/metrics/` reaches the hub,
         which answers with a redirect to the refused path. The backend is never used.
         """
-        refused = k8s.networking.v1.HTTPIngressPathArgs(
-            path=METRICS_PATH, path_type="Exact", backend=backend
-        )
+        refused = [
+            k8s.networking.v1.HTTPIngressPathArgs(path=path, path_type="Exact", backend=backend)
+            for path in METRICS_PATHS
+        ]
         k8s.networking.v1.Ingress(
             f"{name}-metrics-refusal",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -240,7 +241,7 @@ class JupyterHub(pulumi.ComponentResource):
                 rules=[
                     k8s.networking.v1.IngressRuleArgs(
                         host=args.hub_host,
-                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[refused]),
+                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=refused),
                     )
                 ],
                 tls=[

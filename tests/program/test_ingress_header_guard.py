@@ -252,7 +252,7 @@ def test_the_guard_strips_every_identity_header_in_real_nginx(echo: int, tmp_pat
 def test_the_public_path_refuses_the_hub_metrics_in_real_nginx(echo: int, tmp_path: Path) -> None:
     _require_nginx()
     locations = _locations(recording_for("prod"))
-    assert "= /notebooks/hub/metrics" in locations, locations
+    assert {"= /notebooks/hub/metrics", "= /notebooks/hub/api/metrics"} <= set(locations)
     nginx, port = _serve(tmp_path, locations, echo)
     try:
         # nginx matches the normalised URI: encoded and doubled spellings are the same path.
@@ -262,10 +262,12 @@ def test_the_public_path_refuses_the_hub_metrics_in_real_nginx(echo: int, tmp_pa
             "/notebooks//hub/metrics",
             "/notebooks/hub/%6Detrics",
             "/notebooks/hub/./metrics",
+            "/notebooks/hub/api/metrics",
+            "/notebooks/hub/api//metrics",
         ):
             assert _status(port, path) == 404, path
         # Everything else of the hub is still proxied.
-        for path in ("/notebooks/hub/login", "/notebooks/hub/metricsx", "/notebooks/hub/api"):
+        for path in ("/notebooks/hub/login", "/notebooks/hub/metricsx", "/notebooks/hub/api/users"):
             assert _status(port, path) == 200, path
     finally:
         nginx.terminate()

@@ -352,8 +352,11 @@ def test_the_public_host_refuses_the_hub_metrics(recording: Recording, stack: st
     primary, _ = _hub_hosts(stack)
     (rule,) = refusal["spec"]["rules"]
     assert rule["host"] == primary
-    assert rule["http"]["paths"][0]["path"] == "/notebooks/hub/metrics"
-    assert rule["http"]["paths"][0]["pathType"] == "Exact"
+    # JupyterHub 5.3 serves the metrics on both (handlers/metrics.py).
+    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [
+        ("/notebooks/hub/metrics", "Exact"),
+        ("/notebooks/hub/api/metrics", "Exact"),
+    ]
     annotations = refusal["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/configuration-snippet"] == "return 404;\n"
     assert annotations["nginx.ingress.kubernetes.io/enable-global-auth"] == "false"
