@@ -15,6 +15,8 @@ from typing import Any
 
 import pulumi
 
+from .hub_metrics import METRICS_SERVICE, MetricsScraper, metrics_role, scraper_ingress_rule
+
 BASE_URL = "/notebooks"
 TEMPLATES_MOUNT = "/srv/jupyterhub/templates"
 TEMPLATES_CONFIGMAP = "hub-templates"
@@ -193,8 +195,13 @@ class HubValuesInputs:
     storage_class: str
     storage_capacity: str
     cull_timeout_seconds: int
+    # Both or neither: the pods that may scrape the hub's metrics, and the token they send.
+    metrics_scraper: MetricsScraper | None = None
+    metrics_token: pulumi.Input[str] | None = None
 
     def __post_init__(self) -> None:
+        if (self.metrics_scraper is None) != (self.metrics_token is None):
+            raise ValueError("a metrics scraper and a metrics token go together")
         defaults = [p for p in self.profiles if p.default]
         if len(defaults) != 1:
             raise ValueError(f"exactly one default profile is needed, got {len(defaults)}")
@@ -266,6 +273,21 @@ def _hub(inputs: HubValuesInputs) -> dict[str, Any]:
     }
 
 
+def _with_metrics_access(inputs: HubValuesInputs, hub: dict[str, Any]) -> dict[str, Any]:
+    """The scraper's way in (components/hub_metrics.py), added to the hub's values."""
+    if inputs.metrics_scraper is None:
+        return hub
+    hub["networkPolicy"]["ingress"] = [
+        scraper_ingress_rule(inputs.metrics_scraper, HUB_SERVICE_PORT)
+    ]
+    # The chart keeps the token in the hub Secret and hands it to JupyterHub as the
+    # service's api_token (files/hub/jupyterhub_config.py l. 403-413).
+    hub["services"] = {METRICS_SERVICE: {"apiToken": inputs.metrics_token}}
+    role = metrics_role()
+    hub["loadRoles"] = {role.pop("name"): role}
+    return hub
+
+
 def _node_affinity(affinity: Mapping[str, tuple[str, ...]]) -> list[dict[str, Any]]:
     return [
         {"matchExpressions": [{"key": label, "operator": "In", "values": list(values)}]}
@@ -300,7 +322,7 @@ def build_values(inputs: HubValuesInputs) -> dict[str, Any]:
     return {
         "fullnameOverride": FULLNAME_OVERRIDE,
         "debug": {"enabled": inputs.debug},
-        "hub": _hub(inputs),
+        "hub": _with_metrics_access(inputs, _hub(inputs)),
         "proxy": {
             "secretToken": inputs.proxy_secret_token,
             # The ingress fronts the proxy; no cloud load balancer of the chart's own.

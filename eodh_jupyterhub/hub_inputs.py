@@ -47,6 +47,7 @@ def hub_values_inputs(
     cookie_secret: pulumi.Input[str],
     proxy_secret_token: pulumi.Input[str],
     crypt_key: pulumi.Input[str],
+    metrics_token: pulumi.Input[str] | None = None,
 ) -> HubValuesInputs:
     return HubValuesInputs(
         hub_image=settings.hub_image,
@@ -79,4 +80,6 @@ def hub_values_inputs(
         storage_class=settings.notebook_storage_class,
         storage_capacity=settings.notebook_storage_capacity,
         cull_timeout_seconds=settings.cull_timeout_seconds,
+        metrics_scraper=settings.metrics_scraper,
+        metrics_token=metrics_token,
     )

@@ -13,6 +13,7 @@ from components.external_secrets import (
     OAuthClientSecretsArgs,
 )
 from components.helm_values import HubFiles
+from components.hub_metrics import HubMetricsToken
 from components.hub_secrets import GeneratedHubSecrets
 from components.identity import (
     KeycloakIdentityProvider,
@@ -79,6 +80,7 @@ def jupyterhub_program(settings: Settings) -> None:
         ),
     )
 
+    metrics = HubMetricsToken("hub-metrics") if settings.metrics_scraper else None
     hub_files = HubFiles.read(PROJECT_ROOT / "hub")
     jupyterhub = JupyterHub(
         "jupyterhub",
@@ -96,6 +98,7 @@ def jupyterhub_program(settings: Settings) -> None:
                 cookie_secret=hub_secrets.cookie_secret,
                 proxy_secret_token=hub_secrets.proxy_secret_token,
                 crypt_key=hub_secrets.crypt_key,
+                metrics_token=metrics.token if metrics else None,
             ),
             templates=hub_files.templates,
             hub_host=settings.hub_host,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from components.helm_values import BASE_URL, ImageRef, NotebookResources
+from components.hub_metrics import MetricsScraper
 
 from .stack_config import PROJECT_ROOT, stack_names, stack_values
 
@@ -121,6 +122,8 @@ class Settings:
     smoke_user: str | None = None
     """`make smoke --server`: the test user whose server it starts, in `smoke_workspace`."""
     smoke_workspace: str | None = None
+    metrics_scraper: MetricsScraper | None = None
+    """The Prometheus pods that may read the hub's metrics; None: nobody in the cluster."""
     namespace: str = NAMESPACE
 
     @property
@@ -354,6 +357,45 @@ def _node_affinity(reader: _Reader) -> dict[str, tuple[str, ...]]:
     return result
 
 
+def _metrics_scraper(reader: _Reader) -> MetricsScraper | None:
+    key = f"{PROJECT}:metricsScraper"
+    example = (
+        '{"namespace": "prometheus", "podLabels": {"app.kubernetes.io/name": "prometheus", '
+        '"app.kubernetes.io/component": "server"}}'
+    )
+    expected = (
+        "an object with namespace (a Kubernetes namespace name) and podLabels (a non-empty "
+        "object of pod labels), or leave unset"
+    )
+    value = reader._raw("metricsScraper")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        with contextlib.suppress(json.JSONDecodeError):
+            value = json.loads(value)
+    ok = (
+        isinstance(value, dict)
+        and set(value) == {"namespace", "podLabels"}
+        and isinstance(value["namespace"], str)
+        and bool(_K8S_NAME_RE.fullmatch(value["namespace"]))
+        and len(value["namespace"]) <= 63
+        and "." not in value["namespace"]
+        and isinstance(value["podLabels"], dict)
+        and bool(value["podLabels"])
+        and all(
+            isinstance(k, str)
+            and _LABEL_KEY_RE.fullmatch(k)
+            and isinstance(v, str)
+            and _LABEL_VALUE_RE.fullmatch(v)
+            for k, v in value["podLabels"].items()
+        )
+    )
+    if not ok:
+        reader._problem(key, expected, example, value)
+        return None
+    return MetricsScraper(value["namespace"], dict(value["podLabels"]))
+
+
 def load_settings(raw: RawConfig, stack: str) -> Settings:
     """Validate a stack's raw configuration; raise `SettingsError` listing every problem."""
     r = _Reader(raw, stack)
@@ -532,6 +574,8 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         lambda v: bool((m := _SNS_TOPIC_ARN_RE.fullmatch(v)) and m["region"] == aws_region),
     )
 
+    metrics_scraper = _metrics_scraper(r)
+
     _unknown_project_keys(r)
     if r.problems:
         raise SettingsError(f"Pulumi.{stack}.yaml", r.problems)
@@ -570,6 +614,7 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         alarm_topic_arn=alarm_topic_arn,
         smoke_user=smoke_user,
         smoke_workspace=smoke_workspace,
+        metrics_scraper=metrics_scraper,
     )
 
 

@@ -36,7 +36,9 @@ def test_rendered_manifests_show_the_hub_url_and_policies(tmp_path: Path) -> Non
         assert not [s for s in recording.generated_secrets if s in text], path.name
 
     hub_policy = load("networkpolicy-jupyter-hub.yaml")
-    (hub_ingress,) = [r for r in hub_policy["spec"]["ingress"] if r.get("from")]
+    # The labelled pods' rule (the chart's own), then the metrics scraper's.
+    hub_ingress, scraper = [r for r in hub_policy["spec"]["ingress"] if r.get("from")]
+    assert scraper["ports"] == [{"port": 8081, "protocol": "TCP"}]
     assert {
         "podSelector": {"matchLabels": {"hub.jupyter.org/network-access-hub": "true"}},
         "namespaceSelector": {"matchLabels": {}},

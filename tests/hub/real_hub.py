@@ -32,6 +32,8 @@ ADMIN_TOKEN = "test-admin-api-token-not-a-secret"
 # server only (start, use, stop).
 SMOKE_TOKEN = "test-smoke-api-token-not-a-secret"
 SMOKE_USER = "smokey"
+# The metrics service's token: the role is production's (components/hub_metrics.py).
+METRICS_TOKEN = "test-metrics-api-token-not-a-secret"
 BASE = "/notebooks"
 
 
@@ -66,6 +68,7 @@ CONFIG_TEMPLATE = """\
 import sys
 sys.path.insert(0, {repo!r})
 from tests.support.hub_config import exec_extra_config, make_values_getter
+from components.hub_metrics import METRICS_SERVICE, metrics_role
 
 # As in z2jh: the extra config sees the chart's values getter, not traitlets'.
 get_config = make_values_getter({{"hub": {{"baseUrl": "/notebooks"}}}})
@@ -91,12 +94,14 @@ c.KubeSpawner.profile_list = {profiles!r}
 c.JupyterHub.services = [
     {{"name": "test-admin", "api_token": {admin_token!r}}},
     {{"name": "smoke", "api_token": {smoke_token!r}}},
+    {{"name": METRICS_SERVICE, "api_token": {metrics_token!r}}},
 ]
 c.JupyterHub.load_roles = [
     {{"name": "test-admin", "scopes": ["admin:users", "admin:servers", "tokens"],
       "services": ["test-admin"]}},
     {{"name": "smoke", "services": ["smoke"], "scopes": [
         "proxy", "servers!user={smoke_user}", "access:servers!user={smoke_user}"]}},
+    metrics_role(),
 ]
 
 for _path in {files!r}:
@@ -182,6 +187,7 @@ class RealHub:
                 admin_token=ADMIN_TOKEN,
                 smoke_token=SMOKE_TOKEN,
                 smoke_user=SMOKE_USER,
+                metrics_token=METRICS_TOKEN,
                 files=[str(p) for p in [*extra_config_files(), self.overrides]],
             )
         )

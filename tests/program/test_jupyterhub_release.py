@@ -46,6 +46,7 @@ def _fixed_inputs(stack: str, files: HubFiles | None = None):
         cookie_secret="0" * 64,
         proxy_secret_token="1" * 64,
         crypt_key="2" * 64,
+        metrics_token="3" * 64,
     )
 
 

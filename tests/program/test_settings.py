@@ -158,6 +158,32 @@ BAD_CONFIGS = [
         json.dumps({"eks.amazonaws.com/nodegroup\n": ["notebooks"]}),
         "node label",
     ),
+    # Without pod labels every pod of the namespace would be let in to the hub.
+    (
+        "metrics-scraper-without-pod-labels",
+        f"{P}metricsScraper",
+        json.dumps({"namespace": "prometheus", "podLabels": {}}),
+        "non-empty object of pod labels",
+    ),
+    (
+        "metrics-scraper-bad-namespace",
+        f"{P}metricsScraper",
+        json.dumps({"namespace": "Prometheus", "podLabels": {"app": "prometheus"}}),
+        "Kubernetes namespace name",
+    ),
+    (
+        "metrics-scraper-misspelt-field",
+        f"{P}metricsScraper",
+        json.dumps({"namespace": "prometheus", "podLabel": {"app": "prometheus"}}),
+        "podLabels",
+    ),
+    (
+        "metrics-scraper-label-not-a-string",
+        f"{P}metricsScraper",
+        json.dumps({"namespace": "prometheus", "podLabels": {"app": True}}),
+        "podLabels",
+    ),
+    ("metrics-scraper-not-an-object", f"{P}metricsScraper", "prometheus", "namespace"),
 ]
 
 
@@ -365,3 +391,15 @@ def test_a_trailing_newline_fails_naming_the_key(key: str) -> None:
 )
 def test_small_positive_sizes_are_accepted(key: str, value: str) -> None:
     assert load_settings(_mutated("dev", key, value), "dev").notebook_storage_capacity == value
+
+
+def test_metrics_scraper_is_the_platform_prometheus_unless_switched_off(stack: str) -> None:
+    from components.hub_metrics import MetricsScraper
+
+    # eodhp-guide services/prometheus.md: the platform's Prometheus runs in `prometheus`.
+    assert load_settings(pulumi_config(stack), stack).metrics_scraper == MetricsScraper(
+        "prometheus",
+        {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/component": "server"},
+    )
+    off = _mutated(stack, f"{P}metricsScraper", "")
+    assert load_settings(off, stack).metrics_scraper is None
