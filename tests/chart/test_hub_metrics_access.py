@@ -6,14 +6,23 @@ NetworkPolicies decide by Kubernetes' rules (tests/chart/kube.py) who reaches th
 
 from __future__ import annotations
 
-import base64
 import copy
 import functools
+from pathlib import Path
 
-from components.hub_metrics import METRICS_SERVICE
-from tests.chart.hub_pod import NAMESPACE_NAME_LABEL, RenderedRelease, render_chart, render_release
+from components.hub_metrics import METRICS_SERVICE, metrics_role
+from tests.chart.hub_pod import (
+    NAMESPACE_NAME_LABEL,
+    RenderedRelease,
+    hub_environment,
+    hub_process_state,
+    lay_out_hub_files,
+    render_chart,
+    render_release,
+)
 from tests.chart.kube import Pod, connection_allowed
 from tests.chart.reachability import deployment_pod
+from tests.support.kubeconfig import UNREACHABLE_KUBECONFIG
 from tests.support.recordings import recording_for
 
 HUB_PORT = 8081
@@ -83,13 +92,24 @@ def test_the_scraper_rule_is_the_only_network_change() -> None:
     assert hub["ingress"] == [*hub_before["ingress"], added]
 
 
-def test_the_chart_gives_the_hub_the_metrics_token() -> None:
+def test_the_chart_gives_the_hub_the_metrics_service_and_role(tmp_path: Path) -> None:
+    """The chart's own jupyterhub_config.py, run over the rendered hub Secret and ConfigMap,
+    configures the service and role that tests/hub/test_hub_metrics.py proves on a real hub."""
+    from jupyterhub.app import JupyterHub
+
     release = _prod()
     token = release.values["hub"]["services"][METRICS_SERVICE]["apiToken"]
-    (secret,) = [s for s in release.of_kind("Secret") if s["metadata"]["name"] == "hub"]
-    data = secret["data"][f"hub.services.{METRICS_SERVICE}.apiToken"]
-    assert base64.b64decode(data).decode() == token
-    assert release.values["hub"]["loadRoles"][METRICS_SERVICE] == {
-        "scopes": ["read:metrics"],
-        "services": [METRICS_SERVICE],
-    }
+    config_file = lay_out_hub_files(release, tmp_path / "hub-pod")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
+    with hub_process_state(hub_environment(release), kubeconfig):
+        app = JupyterHub()
+        app.load_config_file(str(config_file))
+    services = {s["name"]: s for s in app.config.JupyterHub.services}
+    assert services[METRICS_SERVICE] == {"name": METRICS_SERVICE, "api_token": token}
+    roles = [
+        r for r in app.config.JupyterHub.load_roles if METRICS_SERVICE in r.get("services", [])
+    ]
+    assert roles == [metrics_role()]
+    # authenticate_prometheus is left at JupyterHub's default, true.
+    assert "authenticate_prometheus" not in app.config.JupyterHub
