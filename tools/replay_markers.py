@@ -41,30 +41,38 @@ def load_handler() -> ModuleType:
 
 
 def drain_queue(sqs: Any, queue_url: str, store: Any, platform_prefixes: frozenset[str]) -> int:
-    """Replays every message; returns how many could not be finished (left in the queue)."""
+    """Replays every message; returns how many could not be finished (left in the queue).
+
+    A message that cannot be read or replayed (a poison event the function refused as
+    malformed: its on-failure record has no `s3.object`) is left, named with why, and the
+    drain goes on with the rest: one bad message must not block every later replay.
+    """
     handler = load_handler()
-    left = 0
+    left: set[str] = set()
     while True:
         messages = sqs.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300, WaitTimeSeconds=1
         ).get("Messages", [])
-        if not messages:
-            return left
-        for message in messages:
-            pairs = handler.markers_to_replay(
-                json.loads(message["Body"]), platform_prefixes=platform_prefixes
-            )
+        # A message left earlier comes back once its visibility timeout ends: stop there
+        # rather than spin on it.
+        fresh = [m for m in messages if m["MessageId"] not in left]
+        if not fresh:
+            return len(left)
+        for message in fresh:
             try:
+                pairs = handler.markers_to_replay(
+                    json.loads(message["Body"]), platform_prefixes=platform_prefixes
+                )
                 created = handler.replay(store, pairs)
             except Exception as error:
-                left += 1
-                print(f"left in the queue: {message['MessageId']}: {error}", file=sys.stderr)
+                left.add(message["MessageId"])
+                print(
+                    f"left in the queue: {message['MessageId']}: {type(error).__name__}: {error}",
+                    file=sys.stderr,
+                )
                 continue
             print(f"{message['MessageId']}: {len(pairs)} markers, {len(created)} created")
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-        if left:
-            # Failed messages come back after their visibility timeout: do not spin on them.
-            return left
 
 
 def main(argv: list[str] | None = None, session: Any = None) -> int:

@@ -102,3 +102,39 @@ def test_a_message_that_cannot_be_finished_stays_queued(world: Any, capsys: Any)
     assert "left in the queue" in capsys.readouterr().err
     assert _queued(world) == 1
     assert world.markers() == {"ws1/a/b/.s3keep"}
+
+
+def test_a_poison_message_is_left_named_and_the_rest_still_replayed(
+    world: Any, capsys: Any
+) -> None:
+    # The handler refuses this event on purpose ("malformed event"): Lambda's on-failure
+    # record of it has no s3.object, and the queue also holds a body that is not JSON.
+    poison = _lambda_failure_record(
+        {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": world.bucket}}}]}
+    )
+    poison_ids = {
+        world.sqs.send_message(QueueUrl=world.failure_queue_url, MessageBody=body)["MessageId"]
+        for body in (poison, "not json")
+    }
+    world.sqs.send_message(
+        QueueUrl=world.failure_queue_url,
+        MessageBody=json.dumps(
+            {
+                "type": "s3keep/unmarked-markers",
+                "bucket": world.bucket,
+                "key": "ws1/a/b/f",
+                "markers": ["ws1/a/b/.s3keep", "ws1/a/.s3keep"],
+                "error": "ClientError",
+            }
+        ),
+    )
+    code = replay_markers.main(
+        ["--queue-url", world.failure_queue_url], session=world.function_session
+    )
+    assert code == 1
+    assert world.markers() == {"ws1/a/b/.s3keep", "ws1/a/.s3keep"}
+    err = capsys.readouterr().err
+    for message_id in poison_ids:
+        assert f"left in the queue: {message_id}: " in err
+    assert "KeyError" in err and "JSONDecodeError" in err
+    assert _queued(world) == 2
