@@ -14,8 +14,10 @@ the next environment. Each check says what is wrong and what to do:
 - spawner-permissions: the hub's service account may do exactly what KubeSpawner needs
   (components/rbac.py HUB_RULES) in a `ws-*` namespace, and not the rest, asked through
   SubjectAccessReviews: the API server answers a review and stores nothing.
-- marker-function: no errors in the marker function's recent invocations (CloudWatch
-  `AWS/Lambda` `Errors`) and nothing in its failure queue.
+- marker-function: nothing in the marker function's failure queue, and no errors (CloudWatch
+  `AWS/Lambda` `Errors`) since the deploy started (`--since`, the deploy job's start; default:
+  an hour ago). `Errors` counts failed attempts, which Lambda retries: older errors whose
+  work the retries finished (the queue is empty) are reported as a warning, not a failure.
 - real-server (only with --server, and `smokeUser` + `smokeWorkspace` in the stack file): the
   smoke token starts the test user's named server `smoke` in the test workspace (REST API, the
   option the platform's launch URL passes: `workspace`), waits until it is ready, lists `s3/`
@@ -65,9 +67,11 @@ REVIEW_NAMESPACE = "ws-smoke-check"
 # spawner reads none: components/rbac.py), must be refused in a workspace namespace.
 CORE_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 FORBIDDEN_EXTRA = ("secrets",)
-# How far back the marker function's errors count: longer than the gap between deploys of one
-# environment on a busy day, short enough that an error fixed last week does not block.
-MARKER_WINDOW = datetime.timedelta(hours=24)
+# Errors before the deploy started block nothing (a retry may have fixed them; the failure
+# queue holds what it did not): how far back they are still shown as a warning, and the
+# default start when the deploy does not pass --since.
+MARKER_WARN_WINDOW = datetime.timedelta(hours=24)
+DEFAULT_SINCE = datetime.timedelta(hours=1)
 # The named server --server starts (a user keeps one server per workspace: it replaces the
 # smoke user's other server in the smoke workspace, if any).
 SMOKE_SERVER = "smoke"
@@ -246,44 +250,64 @@ def check_spawner_permissions(kube: KubeClient, namespace: str) -> str:
 
 
 def check_marker_function(
-    cloudwatch: Any, sqs: Any, function_arn: str, queue_url: str, now: datetime.datetime
+    cloudwatch: Any,
+    sqs: Any,
+    function_arn: str,
+    queue_url: str,
+    now: datetime.datetime,
+    since: datetime.datetime | None = None,
 ) -> str:
     function = function_arn.split(":")[6]
-    start = now - MARKER_WINDOW
+    since = since or now - DEFAULT_SINCE
 
-    def total(metric: str) -> int:
+    def total(metric: str, start: datetime.datetime, end: datetime.datetime) -> int:
+        if end <= start:
+            return 0
+        # One-minute periods while a call stays within 1,440 points (CloudWatch keeps
+        # minute data 15 days), so the deploy's window starts within a minute of --since.
+        period = 60 if end - start <= datetime.timedelta(hours=24) else 3600
         points = cloudwatch.get_metric_statistics(
             Namespace="AWS/Lambda",
             MetricName=metric,
             Dimensions=[{"Name": "FunctionName", "Value": function}],
             StartTime=start,
-            EndTime=now,
-            Period=3600,
+            EndTime=end,
+            Period=period,
             Statistics=["Sum"],
         )["Datapoints"]
         return int(sum(p["Sum"] for p in points))
 
-    errors, invocations = total("Errors"), total("Invocations")
+    errors, invocations = total("Errors", since, now), total("Invocations", since, now)
+    earlier = total("Errors", since - MARKER_WARN_WINDOW, since)
     attributes = sqs.get_queue_attributes(
         QueueUrl=queue_url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     queued = sum(int(v) for v in attributes.values())
+    started = since.strftime("%Y-%m-%d %H:%M UTC")
     problems = []
     if errors:
-        problems.append(
-            f"{errors} of its {invocations} invocations in the last "
-            f"{int(MARKER_WINDOW.total_seconds() // 3600)} h failed"
-        )
+        problems.append(f"{errors} of its {invocations} invocations since {started} failed")
     if queued:
         problems.append(f"{queued} failed event(s) wait in its failure queue")
     if problems:
         raise Failed(
             f"marker function {function}: " + "; ".join(problems),
             "docs/troubleshooting.md, 'Marker function failing': read the errors in its log "
-            "group and the queued events, fix the cause, then redrive the queue",
+            "group and the queued messages, fix the cause, then replay the queue "
+            "(python -m tools.replay_markers)",
         )
-    return f"marker function {function}: {invocations} invocations, no errors, queue empty"
+    warning = (
+        f"; warning: {earlier} failed attempt(s) in the "
+        f"{int(MARKER_WARN_WINDOW.total_seconds() // 3600)} h before {started}, "
+        "retried to completion (nothing queued)"
+        if earlier
+        else ""
+    )
+    return (
+        f"marker function {function}: {invocations} invocations since {started}, no errors, "
+        f"queue empty{warning}"
+    )
 
 
 # -- A real server (optional) -----------------------------------------------------------
@@ -413,6 +437,7 @@ def run_checks(
     now: datetime.datetime | None = None,
     server: bool = False,
     server_timeout: float = 600,
+    since: datetime.datetime | None = None,
 ) -> list[Result]:
     import boto3
 
@@ -448,6 +473,7 @@ def run_checks(
                 outputs["markerFunctionArn"],
                 outputs["markerFailureQueueUrl"],
                 now,
+                since,
             ),
         )
     )
@@ -467,6 +493,16 @@ def failed(results: Iterable[Result]) -> list[Result]:
     return [r for r in results if not r.ok]
 
 
+def _utc_time(text: str) -> datetime.datetime:
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z or +00:00")
+    return when.astimezone(datetime.UTC)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("stack")
@@ -475,6 +511,12 @@ def main(argv: list[str] | None = None) -> int:
         "--server",
         action="store_true",
         help="also start, use and stop the test user's server (smokeUser, smokeWorkspace)",
+    )
+    parser.add_argument(
+        "--since",
+        type=_utc_time,
+        help="when the deploy started (ISO 8601, e.g. 2026-12-06T19:00:00Z): marker function "
+        "errors from then on fail the check, older ones only warn (default: an hour ago)",
     )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -497,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         outputs,
         token=os.environ.get("SMOKE_HUB_TOKEN"),
         server=args.server,
+        since=args.since,
     )
     print(report(results), end="")
     return 0 if not failed(results) else 1

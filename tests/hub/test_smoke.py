@@ -39,6 +39,7 @@ pytestmark = pytest.mark.slow
 
 FUNCTION = "markers-function-1a2b3c"
 NOW = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.UTC)
+MINUTES_AGO = datetime.timedelta(minutes=10)  # within the default window (the last hour)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,9 @@ def env(real_hub: RealHub, keycloak, kube: FakeKubernetes, tmp_path: Path, monke
         }
 
 
-def lambda_metric(env: dict[str, Any], name: str, value: float) -> None:
+def lambda_metric(
+    env: dict[str, Any], name: str, value: float, ago: datetime.timedelta = MINUTES_AGO
+) -> None:
     env["session"].client("cloudwatch").put_metric_data(
         Namespace="AWS/Lambda",
         MetricData=[
@@ -92,13 +95,18 @@ def lambda_metric(env: dict[str, Any], name: str, value: float) -> None:
                 "MetricName": name,
                 "Dimensions": [{"Name": "FunctionName", "Value": FUNCTION}],
                 "Value": value,
-                "Timestamp": NOW - datetime.timedelta(hours=2),
+                "Timestamp": NOW - ago,
             }
         ],
     )
 
 
-def run(env: dict[str, Any], token: str | None = SMOKE_TOKEN, **changes: Any):
+def run(
+    env: dict[str, Any],
+    token: str | None = SMOKE_TOKEN,
+    since: datetime.datetime | None = None,
+    **changes: Any,
+):
     base = changes.pop("base", env["hub"].url)
     results = smoke.run_checks(
         replace(env["settings"], **changes),
@@ -108,6 +116,7 @@ def run(env: dict[str, Any], token: str | None = SMOKE_TOKEN, **changes: Any):
         token=token,
         session=env["session"],
         now=NOW,
+        since=since,
     )
     return {r.check: r for r in results}
 
@@ -215,28 +224,40 @@ def test_the_hub_may_read_secrets(env) -> None:
 def test_the_marker_function_failed(env) -> None:
     lambda_metric(env, "Invocations", 10)
     lambda_metric(env, "Errors", 3)
-    failed(run(env), "marker-function", "3 of its 10 invocations", "Marker function failing")
+    failed(
+        run(env),
+        "marker-function",
+        "3 of its 10 invocations since 2026-12-06 11:00 UTC",
+        "Marker function failing",
+    )
+
+
+def test_errors_before_the_deploy_started_only_warn(env) -> None:
+    """Errors counts failed attempts: Lambda retried these, and the empty queue says the
+    retries finished the work."""
+    lambda_metric(env, "Invocations", 10, ago=datetime.timedelta(hours=2))
+    lambda_metric(env, "Errors", 3, ago=datetime.timedelta(hours=2))
+    result = run(env)["marker-function"]
+    assert result.ok, result
+    assert "warning: 3 failed attempt(s) in the 24 h before 2026-12-06 11:00 UTC" in result.message
+
+
+def test_errors_since_the_deploy_started_fail(env) -> None:
+    lambda_metric(env, "Errors", 3, ago=datetime.timedelta(hours=2))
+    since = NOW - datetime.timedelta(hours=3)
+    failed(run(env, since=since), "marker-function", "invocations since 2026-12-06 09:00")
 
 
 def test_old_errors_do_not_count(env) -> None:
-    env["session"].client("cloudwatch").put_metric_data(
-        Namespace="AWS/Lambda",
-        MetricData=[
-            {
-                "MetricName": "Errors",
-                "Dimensions": [{"Name": "FunctionName", "Value": FUNCTION}],
-                "Value": 5,
-                "Timestamp": NOW - datetime.timedelta(days=3),
-            }
-        ],
-    )
-    assert run(env)["marker-function"].ok
+    lambda_metric(env, "Errors", 5, ago=datetime.timedelta(days=3))
+    result = run(env)["marker-function"]
+    assert result.ok and "warning" not in result.message, result
 
 
 def test_events_in_the_failure_queue(env) -> None:
     sqs = env["session"].client("sqs")
     sqs.send_message(QueueUrl=env["outputs"]["markerFailureQueueUrl"], MessageBody="{}")
-    failed(run(env), "marker-function", "1 failed event(s)", "redrive")
+    failed(run(env), "marker-function", "1 failed event(s)", "tools.replay_markers")
 
 
 def test_no_server_check_unless_asked(env) -> None:
@@ -312,9 +333,14 @@ def test_the_server_check_needs_its_settings(env, kc) -> None:
 def test_make_smoke_reads_the_stack_and_fails_the_run(monkeypatch, tmp_path, capsys) -> None:
     seen: dict[str, Any] = {}
 
-    def fake_checks(settings, context, outputs, token=None, server=False):
+    def fake_checks(settings, context, outputs, token=None, server=False, since=None):
         seen.update(
-            stack=settings.stack, context=context, outputs=outputs, token=token, server=server
+            stack=settings.stack,
+            context=context,
+            outputs=outputs,
+            token=token,
+            server=server,
+            since=since,
         )
         return [
             smoke.Result("hub-version", True, "fine"),
@@ -325,8 +351,10 @@ def test_make_smoke_reads_the_stack_and_fails_the_run(monkeypatch, tmp_path, cap
     outputs.write_text(json.dumps({"markerFunctionArn": "arn"}))
     monkeypatch.setattr(smoke, "run_checks", fake_checks)
     monkeypatch.setenv("SMOKE_HUB_TOKEN", "t0ken")
-    assert smoke.main(["staging", "--outputs", str(outputs), "--server"]) == 1
+    argv = ["staging", "--outputs", str(outputs), "--server", "--since", "2026-12-06T11:30:00Z"]
+    assert smoke.main(argv) == 1
     assert seen == {
+        "since": datetime.datetime(2026, 12, 6, 11, 30, tzinfo=datetime.UTC),
         "stack": "staging",
         "context": "eodhp-staging",
         "outputs": {"markerFunctionArn": "arn"},
@@ -335,6 +363,14 @@ def test_make_smoke_reads_the_stack_and_fails_the_run(monkeypatch, tmp_path, cap
     }
     out = capsys.readouterr().out
     assert "FAIL  proxy-route: no route to the hub\n      fix: restart the hub" in out
+
+
+@pytest.mark.parametrize("since", ["2026-12-06T11:30:00", "yesterday"])
+def test_since_must_be_a_time_with_its_zone(since: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        smoke.main(["staging", "--since", since])
+    assert exit_.value.code == 2
+    assert "--since" in capsys.readouterr().err
 
 
 def test_the_hub_is_checked_on_its_own_host() -> None:

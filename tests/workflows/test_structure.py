@@ -151,6 +151,29 @@ def test_smoke_checks_run_after_up_and_their_failure_fails_the_deploy():
     assert 'make smoke STACK="$STACK"' in steps[smoke[0]]["run"]
 
 
+def test_smoke_counts_marker_errors_from_the_start_of_the_deploy(tmp_path):
+    """Errors before the deploy were retried (the queue gate holds what was not): a step
+    before the up notes the start, and smoke gets it as --since in a form it accepts."""
+    from tools import smoke as smoke_tool
+
+    steps = environment_job()["steps"]
+    (up,) = [i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith(PULUMI_ACTION)]
+    (noted,) = [i for i, s in enumerate(steps) if "DEPLOY_STARTED=" in str(s.get("run", ""))]
+    assert noted < up
+    (smoke,) = [s for s in steps if "make smoke" in str(s.get("run", ""))]
+    assert smoke["run"] == 'make smoke STACK="$STACK" SMOKE_ARGS="--since $DEPLOY_STARTED"'
+    github_env = tmp_path / "github_env"
+    subprocess.run(
+        ["bash", "-e", "-c", steps[noted]["run"]],
+        env={"GITHUB_ENV": str(github_env), "PATH": "/usr/bin:/bin"},
+        check=True,
+        timeout=10,
+    )
+    name, _, value = github_env.read_text().strip().partition("=")
+    assert name == "DEPLOY_STARTED"
+    assert smoke_tool._utc_time(value).tzinfo is not None
+
+
 def _pause_step() -> tuple[int, dict[str, Any]]:
     steps = environment_job()["steps"]
     found = [(i, s) for i, s in enumerate(steps) if "DEPLOY_PAUSED" in str(s.get("env", {}))]
