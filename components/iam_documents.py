@@ -132,13 +132,44 @@ def notebook_trust_policy(provider_arn: str, issuer: str, audience: str) -> Poli
     }
 
 
-def notebook_permissions_policy(bucket: str) -> PolicyDocument:
+def notebook_permissions_policy(
+    bucket: str, platform_prefixes: tuple[str, ...] = ()
+) -> PolicyDocument:
     """What a notebook session may do: its own workspace's prefix of the bucket, nothing else.
 
     The trailing `/` after the variable matters: without it `ws1` would also reach `ws10/`.
     `s3:prefix` exists only on ListBucket; on object actions the key is absent and a condition
     on it would silently deny, so objects are scoped by their ARN instead.
+
+    The platform's own prefixes of a shared bucket (components/marker_function.py
+    `PLATFORM_PREFIXES`) look like workspaces: a Keycloak token tagged with one of those names
+    and taken straight to STS (the hub refuses the name, STS does not) would reach the
+    service's files. An explicit Deny wins over the Allow whatever the tag says.
     """
+    platform_objects = [f"{bucket_arn(bucket)}/{prefix}/*" for prefix in platform_prefixes]
+    platform_deny = [
+        {
+            "Sid": "NoPlatformPrefixObjects",
+            "Effect": "Deny",
+            "Action": list(WORKSPACE_OBJECT_ACTIONS),
+            "Resource": platform_objects,
+        },
+        {
+            "Sid": "NoPlatformPrefixListing",
+            "Effect": "Deny",
+            "Action": "s3:ListBucket",
+            "Resource": bucket_arn(bucket),
+            # `prefix` itself too: a listing of `workflow-harvester` without its `/` shows
+            # the same keys.
+            "Condition": {
+                "StringLike": {
+                    "s3:prefix": sorted(
+                        {f"{prefix}/*" for prefix in platform_prefixes} | set(platform_prefixes)
+                    )
+                }
+            },
+        },
+    ]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -155,6 +186,7 @@ def notebook_permissions_policy(bucket: str) -> PolicyDocument:
                 "Action": list(WORKSPACE_OBJECT_ACTIONS),
                 "Resource": f"{bucket_arn(bucket)}/{WORKSPACE_VARIABLE}/*",
             },
+            *(platform_deny if platform_prefixes else []),
         ],
     }
 

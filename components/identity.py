@@ -27,6 +27,7 @@ from .iam_documents import (
     oidc_condition_prefix,
     oidc_provider_path,
 )
+from .marker_function import PLATFORM_PREFIXES
 
 # IAM's own bounds for a role's maximum session duration, in seconds.
 MIN_SESSION_SECONDS = 3600
@@ -108,6 +109,8 @@ class NotebookRoleArgs:
     """The workspace bucket's name."""
     max_session_duration: int = MIN_SESSION_SECONDS
     """Seconds; botocore re-assumes with a fresh token 15 minutes before expiry."""
+    platform_prefixes: tuple[str, ...] = PLATFORM_PREFIXES
+    """Top-level prefixes of the bucket that are the platform's, denied whatever the tag."""
 
     def __post_init__(self) -> None:
         oidc_condition_prefix(self.issuer)
@@ -146,7 +149,9 @@ class NotebookRole(pulumi.ComponentResource):
             f"{name}-workspace-access",
             role=role.id,
             policy=pulumi.Output.from_input(args.bucket).apply(
-                lambda bucket: json.dumps(notebook_permissions_policy(bucket))
+                lambda bucket: json.dumps(
+                    notebook_permissions_policy(bucket, args.platform_prefixes)
+                )
             ),
             opts=child,
         )

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from components.iam_documents import bucket_tls_only_policy, notebook_permissions_policy
+from components.marker_function import PLATFORM_PREFIXES
 from eodh_jupyterhub.offline import Recording
 from tests.aws.support import BUCKET_POLICY, NOTEBOOK_PERMISSIONS, Request, documents, simulate
 from tests.support.bucket_modes import recording_in_mode
@@ -112,15 +113,46 @@ def test_only_own_workspace_requests_are_allowed(up_recording: Recording, stack:
     assert decisions == expected(bucket)
 
 
+def platform_requests(bucket: str) -> list[tuple[Request, str]]:
+    """A Keycloak token tagged with a platform service's prefix, taken straight to STS (the
+    hub refuses the name as a workspace; STS does not know it): explicitly refused, every one."""
+    found = []
+    for prefix in PLATFORM_PREFIXES:
+        tagged = {"aws:SecureTransport": "true", "aws:PrincipalTag/workspace": prefix}
+        for listed in (f"{prefix}/", f"{prefix}/runs/", prefix):
+            context = {**tagged, "s3:prefix": listed, "s3:delimiter": "/"}
+            found.append(
+                Request(f"list {listed!r}", "s3:ListBucket", f"arn:aws:s3:::{bucket}", context)
+            )
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+            key = f"{prefix}/runs/out.json"
+            found.append(Request(f"{action} {key}", action, f"arn:aws:s3:::{bucket}/{key}", tagged))
+    return [(request, REFUSED) for request in found]
+
+
+def test_a_session_tagged_with_a_platform_prefix_is_refused(
+    up_recording: Recording, stack: str
+) -> None:
+    bucket = effective_config(stack)["eodh-jupyterhub:workspaceBucket"]
+    docs = documents(up_recording)
+    table = platform_requests(bucket)
+    decisions = simulate(
+        [request for request, _ in table],
+        identity_policies={NOTEBOOK_PERMISSIONS: docs[NOTEBOOK_PERMISSIONS]},
+        resource_policy=docs[BUCKET_POLICY],
+    )
+    assert table and decisions == {request.name: decision for request, decision in table}
+
+
 # The classic mistakes, each applied to the real builder's output. The same table must fail.
 def _prefix_without_slash(policy: dict[str, Any]) -> None:
-    listing, objects = policy["Statement"]
+    listing, objects = policy["Statement"][:2]
     listing["Condition"]["StringLike"]["s3:prefix"] = "${aws:PrincipalTag/workspace}*"
     objects["Resource"] = objects["Resource"].replace("}/*", "}*")
 
 
 def _s3_prefix_on_object_actions(policy: dict[str, Any]) -> None:
-    listing, objects = policy["Statement"]
+    listing, objects = policy["Statement"][:2]
     objects["Resource"] = listing["Resource"] + "/*"
     objects["Condition"] = copy.deepcopy(listing["Condition"])
 
@@ -158,7 +190,7 @@ MISTAKES = {
 def test_the_table_catches_a_classic_mistake(mistake: str) -> None:
     bucket = "workspaces-eodhp-dev"
     mutate, must_flip = MISTAKES[mistake]
-    broken = notebook_permissions_policy(bucket)
+    broken = notebook_permissions_policy(bucket, PLATFORM_PREFIXES)
     mutate(broken)
     decisions = decide(broken, bucket_tls_only_policy(bucket), bucket)
     wrong = {name for name, decision in decisions.items() if decision != expected(bucket)[name]}

@@ -70,6 +70,10 @@ def test_notebook_role_and_marker_function_still_target_the_bucket(
     assert [s["Resource"] for s in notebook["Statement"]] == [
         f"arn:aws:s3:::{bucket}",
         f"arn:aws:s3:::{bucket}/${{aws:PrincipalTag/workspace}}/*",
+        # The platform's own prefixes of the shared bucket, denied (the simulator's table:
+        # tests/aws/test_workspace_isolation.py).
+        [f"arn:aws:s3:::{bucket}/workflow-harvester/*"],
+        f"arn:aws:s3:::{bucket}",
     ]
     marker = json.loads(shared_up.named("s3keep-permissions").plain_inputs["policy"])
     assert marker["Statement"][0]["Resource"] == f"arn:aws:s3:::{bucket}/?*/?*/.s3keep"
