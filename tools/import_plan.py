@@ -2,6 +2,8 @@
 
     python -m tools.import_plan dev     # writes build/dev/import.json and build/dev/import-plan.md
     python -m tools.import_plan dev --run-import --org <org>  # then `pulumi import`, <org>/dev
+    python -m tools.import_plan dev --reset-managed-fields  # again, right before the first up
+    python -m tools.import_plan dev --check-managed-fields  # read-only: still reset? (exit 1)
 
 The program runs under the offline mocks (as `make render` does); every resource it declares is
 put in exactly one class:
@@ -433,9 +435,9 @@ def import_command(
 MANAGED_FIELDS_RESET = [{"op": "replace", "path": "/metadata/managedFields", "value": [{}]}]
 
 
-def managed_fields_reset_commands(document: dict[str, Any], context: str) -> list[list[str]]:
-    """One `kubectl patch` per imported Kubernetes object, clearing its field managers."""
-    commands = []
+def _imported_kubernetes_objects(document: dict[str, Any]) -> list[tuple[list[str], str]]:
+    """(`-n <namespace>` or nothing, `kind.group/name`) of each imported Kubernetes object."""
+    found = []
     for entry in document["resources"]:
         type_token = entry.get("type", "")
         if entry.get("component") or not type_token.startswith("kubernetes:"):
@@ -445,12 +447,49 @@ def managed_fields_reset_commands(document: dict[str, Any], context: str) -> lis
         group = "" if group == "core" else group
         namespace, _, name = entry["id"].rpartition("/")
         ref = f"{kind.lower()}{'.' + group if group else ''}/{name}"
-        scope = ["-n", namespace] if namespace else []
-        patch = json.dumps(MANAGED_FIELDS_RESET)
-        commands.append(
-            ["kubectl", "--context", context, *scope, "patch", ref, "--type", "json", "-p", patch]
+        found.append((["-n", namespace] if namespace else [], ref))
+    return found
+
+
+def managed_fields_reset_commands(document: dict[str, Any], context: str) -> list[list[str]]:
+    """One `kubectl patch` per imported Kubernetes object, clearing its field managers."""
+    patch = json.dumps(MANAGED_FIELDS_RESET)
+    return [
+        ["kubectl", "--context", context, *scope, "patch", ref, "--type", "json", "-p", patch]
+        for scope, ref in _imported_kubernetes_objects(document)
+    ]
+
+
+def managed_fields_read_commands(document: dict[str, Any], context: str) -> list[list[str]]:
+    """One read-only `kubectl get` per imported object; kubectl hides managedFields unless
+    asked (`--show-managed-fields`, kubectl 1.21+)."""
+    return [
+        ["kubectl", "--context", context, *scope, "get", ref, "-o", "json", "--show-managed-fields"]
+        for scope, ref in _imported_kubernetes_objects(document)
+    ]
+
+
+def managed_fields_problems(objects: dict[str, dict[str, Any]]) -> list[str]:
+    """Imported objects no longer in the reset state: field managers recorded since.
+
+    After the reset an object has no managedFields, and the API server tracks no manager on a
+    non-apply write to such an object (k8s.io/apimachinery pkg/util/managedfields/internal/
+    skipnonapplied.go, `Update`: "skip tracking managed fields, since we already know managed
+    fields is empty"): status refreshes and patches keep it clean. A server-side apply does not
+    (`Apply` records `before-first-apply` and the applier), and then pulumi-kubernetes' first
+    up no longer takes the fields over cleanly: every field the applier owns conflicts.
+    """
+    problems = []
+    for ref, live in objects.items():
+        managers = sorted(
+            {
+                str(e.get("manager", "?"))
+                for e in live.get("metadata", {}).get("managedFields") or []
+            }
         )
-    return commands
+        if managers:
+            problems.append(f"{ref} has field managers {managers} again (an apply since the reset)")
+    return problems
 
 
 def shrinking_imports(document: dict[str, Any], settings: Settings, iam: Any) -> list[str]:
@@ -491,7 +530,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--org", default=os.environ.get("PULUMI_ORG"), help="Pulumi organisation (PULUMI_ORG)"
     )
+    # Just before the first up (docs/migration.md step 7): the reset again, then a read-only
+    # check that nothing has applied to the imported objects since.
+    late = parser.add_mutually_exclusive_group()
+    late.add_argument(
+        "--reset-managed-fields",
+        action="store_true",
+        help="clear the imported objects' field managers again (no import)",
+    )
+    late.add_argument(
+        "--check-managed-fields",
+        action="store_true",
+        help="read-only: refuse (exit 1) if an imported object has field managers again",
+    )
     args = parser.parse_args(argv)
+    cluster_only = args.reset_managed_fields or args.check_managed_fields
+    if cluster_only and (args.run_import or args.preview_only):
+        parser.error("--reset-managed-fields/--check-managed-fields run without --run-import")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from eodh_jupyterhub.settings import SettingsError
     from eodh_jupyterhub.stack_config import (
@@ -502,11 +557,35 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         stack_name = pulumi_stack_name(args.stack, args.org) if args.run_import else ""
-        context = kubernetes_context(args.stack) if args.run_import else ""
+        context = kubernetes_context(args.stack) if args.run_import or cluster_only else ""
         plan = write_plan(args.stack, args.out)
     except (SettingsError, StackConfigError) as error:
         print(error, file=sys.stderr)
         return 2
+    if args.reset_managed_fields:
+        for reset in managed_fields_reset_commands(plan.document, context):
+            print("+ " + shlex.join(reset), flush=True)
+            subprocess.run(reset, check=True)
+        return 0
+    if args.check_managed_fields:
+        live = {}
+        for read in managed_fields_read_commands(plan.document, context):
+            done = subprocess.run(read, check=True, capture_output=True, text=True)
+            live[read[read.index("get") + 1]] = json.loads(done.stdout)
+        problems = managed_fields_problems(live)
+        if problems:
+            print(
+                "refusing: the first up would conflict on these imported objects; rerun "
+                f"`python -m tools.import_plan {args.stack} --reset-managed-fields`, find what "
+                "applies to them (kubectl get <object> --show-managed-fields -o yaml) and stop "
+                "it, then check again:",
+                *problems,
+                sep="\n  ",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{len(live)} imported objects still without field managers: ready for the up")
+        return 0
     print(render_notes(plan), end="")
     import_file = args.out / args.stack / "import.json"
     print(f"-> {import_file} ({len(plan.of('import'))} imports)")

@@ -408,3 +408,97 @@ def test_a_preview_only_import_resets_nothing(tmp_path: Path, monkeypatch, capsy
         "# would run: kubectl --context eodhp-dev patch namespace/jupyter"
         in capsys.readouterr().out
     )
+
+
+def _server_managed_fields_after(before: list, operation: str, manager: str) -> list:
+    """The API server's field tracking for a write to an existing object
+    (k8s.io/apimachinery pkg/util/managedfields/internal/skipnonapplied.go): with no
+    managedFields, a non-apply write (Update, Patch, a status refresh) tracks nothing; an apply
+    first gives the live fields to `before-first-apply`, then records the applier."""
+    if not before and operation != "Apply":
+        return []
+    if not before:
+        before = [{"manager": "before-first-apply", "operation": "Update"}]
+    return [*before, {"manager": manager, "operation": operation}]
+
+
+def _check_live(tmp_path: Path, monkeypatch, writes: dict[str, tuple[str, str]]) -> tuple:
+    """`--check-managed-fields` against objects reset as the tool does, then written as
+    `writes` says (ref -> (operation, manager)); returns exit code, commands run, stderr."""
+    import jsonpatch
+
+    reset = jsonpatch.apply_patch(ARGOCD_OWNED_ROLE, import_plan.MANAGED_FIELDS_RESET)
+    cleared = _server_managed_fields_after_write(
+        ARGOCD_OWNED_ROLE["metadata"]["managedFields"], reset["metadata"]["managedFields"]
+    )
+    ran: list = []
+
+    class Read:
+        def __init__(self, ref: str) -> None:
+            fields = cleared
+            if ref in writes:
+                fields = _server_managed_fields_after(cleared, *writes[ref])
+            live = {**reset, "metadata": {**reset["metadata"], "managedFields": fields}}
+            self.stdout = json.dumps(live)
+
+    def run(command, **kwargs):
+        ran.append(command)
+        return Read(command[command.index("get") + 1])
+
+    monkeypatch.setattr(import_plan.subprocess, "run", run)
+    code = import_plan.main(["dev", "--out", str(tmp_path), "--check-managed-fields"])
+    return code, ran
+
+
+def test_the_check_passes_while_only_non_apply_writes_touched_the_reset_objects(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # External Secrets refreshes the ExternalSecret's status every minute (an update).
+    writes = {"clusterrole.rbac.authorization.k8s.io/hub": ("Update", "external-secrets")}
+    code, ran = _check_live(tmp_path, monkeypatch, writes)
+    assert code == 0
+    assert ran and all(
+        c[c.index("get") :][-3:] == ["-o", "json", "--show-managed-fields"] for c in ran
+    )
+    assert not any("patch" in c for c in ran)  # read-only
+    assert "ready for the up" in capsys.readouterr().out
+
+
+def test_the_check_refuses_an_object_applied_to_since_the_reset(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    writes = {"clusterrole.rbac.authorization.k8s.io/hub": ("Apply", "argocd-controller")}
+    code, _ = _check_live(tmp_path, monkeypatch, writes)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert (
+        "clusterrole.rbac.authorization.k8s.io/hub has field managers "
+        "['argocd-controller', 'before-first-apply'] again" in err
+    )
+    assert "--reset-managed-fields" in err
+
+
+def test_the_late_reset_patches_every_imported_object_and_imports_nothing(
+    tmp_path: Path, monkeypatch
+) -> None:
+    ran: list = []
+    monkeypatch.setattr(import_plan.subprocess, "run", lambda *a, **k: ran.append(a[0]))
+    assert import_plan.main(["dev", "--out", str(tmp_path), "--reset-managed-fields"]) == 0
+    plan, _, _ = _plan("dev")
+    assert ran == import_plan.managed_fields_reset_commands(plan.document, "eodhp-dev")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--reset-managed-fields", "--run-import"],
+        ["--check-managed-fields", "--preview-only"],
+        ["--reset-managed-fields", "--check-managed-fields"],
+    ],
+)
+def test_the_late_steps_run_alone(tmp_path: Path, monkeypatch, extra: list[str]) -> None:
+    ran: list = []
+    monkeypatch.setattr(import_plan.subprocess, "run", lambda *a, **k: ran.append(a))
+    with pytest.raises(SystemExit) as exit_:
+        import_plan.main(["dev", "--out", str(tmp_path), *extra])
+    assert exit_.value.code == 2 and ran == []
