@@ -29,10 +29,11 @@ Nothing lost silently. A walk cut short after it created a marker cannot be fini
 Lambda's retry of the event (the retry stops at that marker, 412) and the marker's own event
 does not walk further: so the function itself sends the markers it left unmarked to the
 failure queue (FAILURE_QUEUE_URL) and, if even that fails, logs them in an ERROR line naming
-the replay command. A create that keeps conflicting (409) is an error, not a success: the
-key's other writer may have been a delete. `tools/replay_markers.py` drains the failure
-queue (these records and Lambda's own on-failure records) and creates every marker they
-name, each only if absent.
+the replay command. The same goes for a walk about to outlive the invocation's timeout
+(TIME_MARGIN_MS): Lambda's kill runs no except path. A create that keeps conflicting (409)
+is an error, not a success: the key's other writer may have been a delete.
+`tools/replay_markers.py` drains the failure queue (these records and Lambda's own
+on-failure records) and creates every marker they name, each only if absent.
 
 Bounded work. A key can hold ~500 levels (1,024 bytes). Only the top MAX_DEPTH directories
 of a workspace are marked; deeper ones are logged as skipped (JSON), so one event costs at
@@ -55,7 +56,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -86,6 +87,15 @@ MAX_DEPTH = 64
 WALK_RETRY_DELAYS = (0.5, 2.0)
 
 OBJECT_CREATED_DETAIL_TYPE = "Object Created"
+
+# A walk stops and queues what it left once less than this remains of the invocation
+# (`context.get_remaining_time_in_millis()`, checked before each level): Lambda's timeout
+# kills the process with no except path run, and the event's retry stops at the marker this
+# walk created (412). What must fit after the check: the level in flight (one PutObject, tens
+# of milliseconds in-region, a few seconds at most with the in-place retries' 0.5 s + 2 s
+# and botocore's backoff) and one SendMessage to the failure queue. Five seconds is a sixth of
+# the function's 30 s timeout (components/marker_function.py `timeout_seconds`).
+TIME_MARGIN_MS = 5_000
 
 # The hub's workspace name rule (hub/extra_config/2_configure_authenticator.py
 # `eodh_workspace_name_problem`): the namespace `ws-<name>` must be a DNS label.
@@ -209,6 +219,10 @@ class MarkerError(RuntimeError):
     """Raised so that Lambda retries the event and then sends it to the on-failure queue."""
 
 
+class OutOfTime(RuntimeError):
+    """The invocation's remaining time fell under TIME_MARGIN_MS before the walk ended."""
+
+
 class MarkerConflict(RuntimeError):
     """409 on every attempt: another write or delete of the marker kept running."""
 
@@ -322,7 +336,12 @@ class MarkerFunction:
         self.platform_prefixes = platform_prefixes
         self.failures = failures
 
-    def handle(self, event: Mapping[str, Any], request_id: str | None = None) -> dict[str, Any]:
+    def handle(
+        self,
+        event: Mapping[str, Any],
+        request_id: str | None = None,
+        remaining_ms: Callable[[], int] | None = None,
+    ) -> dict[str, Any]:
         created: list[str] = []
         failed: list[str] = []
         # Markers confirmed during this invocation, so duplicate records cost nothing.
@@ -370,7 +389,7 @@ class MarkerFunction:
                 _log(logging.DEBUG, "no directory to mark", bucket=item.bucket, key=item.key)
                 continue
             try:
-                created += self._walk(item.bucket, directories, known, request_id)
+                created += self._walk(item.bucket, directories, known, request_id, remaining_ms)
             except Exception as error:
                 failed.append(item.key)
                 created += getattr(error, "created", [])
@@ -427,6 +446,7 @@ class MarkerFunction:
         directories: list[str],
         known: set[tuple[str, str]],
         request_id: str | None,
+        remaining_ms: Callable[[], int] | None = None,
     ) -> list[str]:
         """Deepest first, until a marker exists. Returns the markers created."""
         created: list[str] = []
@@ -435,6 +455,9 @@ class MarkerFunction:
             if (bucket, marker_key) in known:
                 break
             try:
+                left = remaining_ms() if remaining_ms is not None else None
+                if left is not None and left < TIME_MARGIN_MS:
+                    raise OutOfTime(f"{left} ms left, under the {TIME_MARGIN_MS} ms margin")
                 result = self._create(bucket, marker_key, retry=bool(created))
             except Exception as error:
                 # Above a marker this walk created, nothing else will ever look again.
@@ -550,4 +573,8 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
             platform_prefixes=sorted(platform_prefixes),
             failure_queue=queue_url,
         )
-    return _function.handle(event, request_id=getattr(context, "aws_request_id", None))
+    return _function.handle(
+        event,
+        request_id=getattr(context, "aws_request_id", None),
+        remaining_ms=getattr(context, "get_remaining_time_in_millis", None),
+    )

@@ -234,3 +234,58 @@ def test_loading_the_handler_again_does_not_log_every_line_twice(
         spec.loader.exec_module(module)
     module._log(logging.ERROR, "probe", key="ws1/a/f.txt")
     assert capsys.readouterr().out.count('"message": "probe"') == 1
+
+
+class Killed(BaseException):
+    """Lambda's timeout: the process ends, no except or finally of the handler runs."""
+
+
+class SlowInvocation:
+    """A Lambda context with a 30 s budget (the function's timeout) on an S3 that takes
+    `put_ms` per PutObject: the clock advances with each put the function sends, and a put
+    that would end past the budget is where Lambda kills the invocation."""
+
+    aws_request_id = "req-slow"
+
+    def __init__(self, client: Any, budget_ms: int = 30_000, put_ms: int = 7_000) -> None:
+        self.left = budget_ms
+        self.put_ms = put_ms
+        client.meta.events.register("before-send.s3.PutObject", self._put)
+
+    def _put(self, **_: Any) -> None:
+        self.left -= self.put_ms
+        if self.left < 0:
+            raise Killed("Task timed out after 30.00 seconds")
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.left
+
+
+def test_a_walk_running_out_of_time_queues_the_rest_before_lambda_kills_it(
+    world: Any, function: Any, handler_module: Any, monkeypatch: Any
+) -> None:
+    """Five levels at 7 s a put do not fit in 30 s: with 2 s left, the fifth put would be
+    killed mid-walk, and Lambda's retry of the event stops at the deepest marker (412)."""
+    fn, _ = function
+    client = fn.store._client
+    monkeypatch.setattr(handler_module, "_function", fn)  # the container's function
+
+    def invoke(event: Any) -> Any:
+        context = SlowInvocation(client)  # each invocation gets its own 30 s
+        try:
+            return handler_module.handler(event, context)
+        except Killed as killed:
+            raise RuntimeError(str(killed)) from None  # what the async retry sees
+
+    world.put("ws1/a/b/c/d/e/f.txt")
+    harness.drain(world, invoke)
+    assert world.markers() == {f"ws1/a/b/c/d/{p}.s3keep" for p in ("", "e/")} | {
+        "ws1/a/b/.s3keep",
+        "ws1/a/b/c/.s3keep",
+    }
+    (record,) = world.failure_records()
+    assert record["markers"] == ["ws1/a/.s3keep"] and record["error"] == "OutOfTime"
+    module = harness.load_handler()
+    store = module.MarkerStore(harness.function_client(world))
+    module.replay(store, module.markers_to_replay(record))
+    assert world.markers() == harness.required_markers(["ws1/a/b/c/d/e/f.txt"])
