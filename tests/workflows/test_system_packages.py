@@ -84,7 +84,12 @@ def test_a_user_is_told_the_one_command_and_the_run_stops(tmp_path):
     code, output, calls = run(tmp_path, {"nginx", "libnginx-mod-http-headers-more-filter"}, 1000)
     assert code == 2
     assert calls == []
-    assert "sudo apt-get install -y --no-install-recommends chromium chromium-driver\n" in output
+    # A fresh machine has no package lists: install alone fails ("Unable to locate package").
+    assert (
+        "  sudo apt-get update && sudo apt-get install -y --no-install-recommends "
+        "chromium chromium-driver\n"
+    ) in output
+    assert "On Debian" in output and "Ubuntu, chromium is a snap" in output
 
 
 def test_root_installs_exactly_what_is_missing(tmp_path):
@@ -109,6 +114,7 @@ def test_not_debian_stops_with_the_reason(tmp_path):
     )
     assert result.returncode == 2
     assert "not a\nDebian system" in result.stderr and "chromium" in result.stderr
+    assert "Ubuntu" not in result.stderr  # its chromium is a snap, not the package named
 
 
 def test_make_test_ci_and_the_pull_request_workflow_use_the_one_list():
