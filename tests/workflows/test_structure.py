@@ -252,6 +252,16 @@ def test_drift_previews_every_stack_with_refresh_and_changes_nothing():
     assert commands == [], "nothing but the action's preview may touch the stack"
 
 
+def test_the_drift_runbook_covers_a_stack_paused_mid_migration():
+    """Drift runs in drift-<env>, where DEPLOY_PAUSED (set on <env>) is not visible: between
+    the import and the first up it fails for a paused stack, and the runbook must say so."""
+    assert "DEPLOY_PAUSED" not in (WORKFLOW_DIR / "drift.yml").read_text()
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    drift = operations.split("\n## Drift\n", 1)[1].split("\n## ", 1)[0]
+    assert "`DEPLOY_PAUSED`" in drift and "mid-migration" in drift
+    assert "no replace and no delete" in drift
+
+
 # --- every workflow --------------------------------------------------------------------------
 
 
