@@ -64,7 +64,7 @@ ALARMS = (
     ),
     AlarmSpec(
         "failures-queued",
-        "failed marker events queued: fix the cause, then redrive",
+        "failed marker events queued: fix the cause, then replay them (tools.replay_markers)",
         "Marker function failing",
         "AWS/SQS",
         "ApproximateNumberOfMessagesVisible",
@@ -74,7 +74,7 @@ ALARMS = (
     ),
     AlarmSpec(
         "failures-old",
-        "failed marker events older than a day: redrive before they expire",
+        "marker events failed a day ago: replay them (tools.replay_markers) before they expire",
         "Marker function failing",
         "AWS/SQS",
         "ApproximateAgeOfOldestMessage",
