@@ -24,6 +24,7 @@ if c.EODHAuthenticator.oauth_callback_url != _production_callback:
         f"expected {_production_callback!r}"
     )
 c.EODHAuthenticator.oauth_callback_url = "http://" + _production_callback.removeprefix("https://")
+c.JupyterHub.public_url = "http://" + c.JupyterHub.public_url.removeprefix("https://")
 c.JupyterHub.template_paths = [os.environ["EODH_TEST_TEMPLATES"]]
 
 # The chart's jupyterhub_config.py.
