@@ -72,6 +72,13 @@ c.JupyterHub.allow_named_servers = True
 c.JupyterHub.concurrent_spawn_limit = 20
 c.JupyterHub.active_server_limit = 0
 
+# The chart runs the proxy in its own pod and the hub does not watch it: a restarted proxy
+# has no routes until the hub's last-activity update puts them back, every 60 s in the
+# chart (vendor/jupyterhub-4.2.0/files/hub/jupyterhub_config.py). Meanwhile every user's
+# notebook answers "Redirect loop detected" (make load: 53 s cut off). Each update is one
+# GET of the proxy's routes and one database commit, cheap at hundreds of servers.
+c.JupyterHub.last_activity_interval = 10
+
 # Keycloak's SSO session ends well within a day; a longer hub cookie would only keep a
 # session whose tokens can no longer be refreshed.
 c.JupyterHub.cookie_max_age_days = 1

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 import jwt
 from eodh_jpyauth.auth import EODHAuthenticator as _EODHAuthenticatorBase
 from tornado import web
+from tornado.httpclient import HTTPClientError
 
 # A workspace becomes the namespace ws-<name> and the volume claim pvc-<name>. A namespace
 # name is an RFC 1123 label of at most 63 characters (a PVC name is a DNS subdomain, up to
@@ -157,6 +158,28 @@ class EODHWorkspaceAuthenticator(_EODHAuthenticatorBase):
                 item["problem"],
             )
         return auth_state
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """Keep the session as it is while Keycloak cannot answer.
+
+        OAuthenticator raises on a 5xx, a timeout or a refused connection from the userinfo
+        or token endpoint, and JupyterHub turns that into "500: Unhandled error starting
+        server" before any spawn, and into a 500 on every page whose refresh is due
+        (measured with make load: Keycloak down behind ingress-nginx's 503). An outage is
+        not the user's doing and no reason to log them out: the session is kept, running
+        servers stay reachable, and a spawn reaches the workspace token exchange, whose
+        error says the login service is unavailable (3_configure_spawner.py). A refusal
+        (4xx) still ends the session as before.
+        """
+        try:
+            return await super().refresh_user(user, handler, **kwargs)
+        except HTTPClientError as e:
+            if 400 <= e.code < 500:
+                raise
+            self.log.warning("Keycloak unavailable refreshing %s: %s", user.name, e)
+        except OSError as e:
+            self.log.warning("Keycloak unreachable refreshing %s: %s", user.name, e)
+        return True
 
 
 _eodh_auth_env = eodh_require_env(

@@ -194,6 +194,12 @@ async def exchange_workspace_token(
             raise WorkspaceTokenError(
                 f"the login service did not answer the token exchange within {timeout:g} s ({e})"
             ) from None
+        if e.code >= 500:
+            # Keycloak down or restarting (ingress-nginx answers 503 with its own page).
+            raise WorkspaceTokenError(
+                f"the login service is unavailable (HTTP {e.code}); this is not a problem "
+                "with your account"
+            ) from None
         raise WorkspaceTokenError(
             f"the login service refused the token exchange (HTTP {e.code}, "
             f"{_keycloak_error(e.response.body)})"

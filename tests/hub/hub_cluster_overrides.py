@@ -24,16 +24,25 @@ if c.EODHAuthenticator.oauth_callback_url != _production_callback:
         f"expected {_production_callback!r}"
     )
 c.EODHAuthenticator.oauth_callback_url = "http://" + _production_callback.removeprefix("https://")
+c.JupyterHub.public_url = "http://" + c.JupyterHub.public_url.removeprefix("https://")
 c.JupyterHub.template_paths = [os.environ["EODH_TEST_TEMPLATES"]]
 
 # The chart's jupyterhub_config.py.
 c.ConfigurableHTTPProxy.should_start = False
 c.JupyterHub.cleanup_servers = False
-c.JupyterHub.last_activity_interval = 60
+# The chart sets 60 before the extra config runs, which may override it.
+if "last_activity_interval" not in c.JupyterHub:
+    c.JupyterHub.last_activity_interval = 60
 c.JupyterHub.tornado_settings = {**c.JupyterHub.tornado_settings, "slow_spawn_timeout": 0}
 # The chart's defaults for singleuser (values.yaml): storage.type dynamic, events true,
 # startTimeout 300, networkTools/image settings irrelevant to the API calls.
 c.KubeSpawner.storage_pvc_ensure = True
+# singleuser.storage dynamic with the release's homeMountPath and volumeNameTemplate
+# the chart mounts the claim at HOME, which 4_workspace_homes.py then splits.
+c.KubeSpawner.volumes = [
+    {"name": "volume-{workspace}", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}
+]
+c.KubeSpawner.volume_mounts = [{"mountPath": "/home/jovyan", "name": "volume-{workspace}"}]
 c.KubeSpawner.events_enabled = True
 c.KubeSpawner.start_timeout = 300
 c.KubeSpawner.image = "public.ecr.aws/eodh/eodh-default-notebook:python-3.12-0.2.11"

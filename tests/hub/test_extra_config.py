@@ -33,6 +33,7 @@ def test_files_run_in_name_order():
         "3_configure_spawner.py",
         "4_workspace_homes.py",
         "5_request_origins.py",
+        "6_kubernetes_retries.py",
     ]
 
 
@@ -40,6 +41,8 @@ def test_classes_resolve_to_eodh_jpyauth(c):
     # The authenticator is eodh-jpyauth's, narrowed by file 2 to check the claim.
     assert issubclass(c.JupyterHub.authenticator_class, EODHAuthenticator)
     assert issubclass(c.JupyterHub.spawner_class, EODHKubeSpawner)
+    # File 6 retries the API server's transient errors on top of whatever came before.
+    assert "EODHRetryingKubeSpawner" in [k.__name__ for k in c.JupyterHub.spawner_class.mro()]
 
 
 def test_templates_and_template_vars(c):
