@@ -39,6 +39,8 @@ from tests.support.hub_config import REPO_ROOT
 CLUSTER_OVERRIDES = Path(__file__).with_name("hub_cluster_overrides.py")
 CLUSTER_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"
 STUB_TITLE = "<title>stub notebook</title>"
+# A spawn neither pending nor failed this long after the button was pressed was dropped.
+DROPPED_AFTER = 10.0
 # The chart's singleuser.profileList in the release's shape (one profile is enough here).
 PROFILES = [
     {
@@ -68,6 +70,7 @@ class SpawnOutcome:
     throttled: int = 0  # 429 "try again" pages seen before it went through
     error: str = ""
     throttle_page: str = ""  # what the first 'try again' page said
+    dropped: int = 0  # times left on "Server not running" with no message, and pressed again
 
 
 @dataclass
@@ -205,6 +208,7 @@ class ClusterHub(RealHub):
         answers through the proxy or the spawn fails."""
         started = time.monotonic()
         throttled = 0
+        dropped = 0
         throttle_page = ""
         while True:
             response = self.press_spawn(session, workspace)
@@ -232,13 +236,22 @@ class ClusterHub(RealHub):
                     f"HTTP {response.status_code}: {page_error(response.text)}",
                 )
             break
+        idle_since: float | None = None
         while time.monotonic() - started < deadline:
             if self.reaches_notebook(session, username):
                 return SpawnOutcome(
-                    username, True, time.monotonic() - started, throttled, "", throttle_page
+                    username,
+                    True,
+                    time.monotonic() - started,
+                    throttled,
+                    "",
+                    throttle_page,
+                    dropped,
                 )
             model = self.admin("GET", f"/users/{username}").json()
-            if (model.get("servers") or {}).get("") is None:
+            if (model.get("servers") or {}).get("") is not None:
+                idle_since = None
+            else:
                 # Not pending yet (the pre-spawn refresh runs first) or failed: the
                 # pending page tells which, as it tells the user.
                 pending = session.get(f"{self.url}/hub/spawn-pending/{username}", timeout=30)
@@ -250,8 +263,18 @@ class ClusterHub(RealHub):
                         throttled,
                         f"HTTP {pending.status_code}: {self.spawn_failure(username)}",
                     )
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > DROPPED_AFTER:
+                    # The hub throttled the spawn after it had sent the user to this page
+                    # (the limit is checked after the pre-spawn refresh): the page says
+                    # "Server not running" and nothing else. The user presses Start again.
+                    dropped += 1
+                    idle_since = None
+                    self.press_spawn(session, workspace)
             time.sleep(0.25)
-        return SpawnOutcome(username, False, deadline, throttled, "not ready in time")
+        server = (self.admin("GET", f"/users/{username}").json().get("servers") or {}).get("")
+        state = "no server" if server is None else f"pending {server.get('pending')!r}"
+        return SpawnOutcome(username, False, deadline, throttled, f"not ready in time ({state})")
 
     def spawn_failure(self, username: str) -> str:
         """What the spawn-pending page's progress bar tells the user when a spawn failed

@@ -73,14 +73,7 @@ PROFILES = [
 
 @pytest.fixture(scope="session")
 def keycloak() -> Iterator[FakeKeycloak]:
-    env = release_env()
-    kc = FakeKeycloak(
-        hub_client_id=env["OAUTH_CLIENT_ID"],
-        hub_client_secret=env["OAUTH_CLIENT_SECRET"],
-        workspaces_client_id=env["WORKSPACES_CLIENT_ID"],
-        workspaces_client_secret=env["WORKSPACES_CLIENT_SECRET"],
-        users=copy.deepcopy(USERS),
-    ).start()
+    kc = FakeKeycloak.for_release(copy.deepcopy(USERS))
     yield kc
     kc.stop()
 

@@ -253,6 +253,20 @@ class FakeKeycloak:
     def grants(self, grant_type: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["form"].get("grant_type") == grant_type]
 
+    @classmethod
+    def for_release(cls, users: dict[str, Any]) -> FakeKeycloak:
+        """The realm with the clients the release's (fake) environment names, started."""
+        from tests.support.hub_config import release_env
+
+        env = release_env()
+        return cls(
+            hub_client_id=env["OAUTH_CLIENT_ID"],
+            hub_client_secret=env["OAUTH_CLIENT_SECRET"],
+            workspaces_client_id=env["WORKSPACES_CLIENT_ID"],
+            workspaces_client_secret=env["WORKSPACES_CLIENT_SECRET"],
+            users=users,
+        ).start()
+
 
 _NO_CLAIM = object()
 

@@ -37,7 +37,7 @@ c.JupyterHub.tornado_settings = {**c.JupyterHub.tornado_settings, "slow_spawn_ti
 # The chart's defaults for singleuser (values.yaml): storage.type dynamic, events true,
 # startTimeout 300, networkTools/image settings irrelevant to the API calls.
 c.KubeSpawner.storage_pvc_ensure = True
-# singleuser.storage dynamic with the release's homeMountPath and volumeNameTemplate
+# singleuser.storage dynamic with the release's homeMountPath and volumeNameTemplate:
 # the chart mounts the claim at HOME, which 4_workspace_homes.py then splits.
 c.KubeSpawner.volumes = [
     {"name": "volume-{workspace}", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}

@@ -18,7 +18,6 @@ import requests
 from tests.hub.cluster_hub import ClusterHub, SpawnOutcome, cluster_hub, users_for
 from tests.hub.fake_keycloak import KEYCLOAK_DOWN, FakeKeycloak
 from tests.support.fake_kubernetes import ApiFault
-from tests.support.hub_config import release_env
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +26,7 @@ USERS = {**users_for(28, prefix="lf"), "lfnew": ["lf-new"]}
 
 @pytest.fixture(scope="module")
 def kc_load():
-    env = release_env()
-    kc = FakeKeycloak(
-        hub_client_id=env["OAUTH_CLIENT_ID"],
-        hub_client_secret=env["OAUTH_CLIENT_SECRET"],
-        workspaces_client_id=env["WORKSPACES_CLIENT_ID"],
-        workspaces_client_secret=env["WORKSPACES_CLIENT_SECRET"],
-        users=dict(USERS),
-    ).start()
+    kc = FakeKeycloak.for_release(dict(USERS))
     yield kc
     kc.stop()
 
