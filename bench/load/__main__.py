@@ -2,14 +2,15 @@
 
 Runs each scenario of issue 20 on 127.0.0.1 against the real parts (bench/load/
 hub_scenarios.py, bench/load/marker_scenarios.py) and prints one table. Every scenario
-also checks correctness (nothing lost, hub view = API view) and stops with an error if
-that fails; the tests (tests/hub/test_load_faults.py, tests/lambda/test_marker_load.py)
-run small versions of the same checks, without timing.
+also checks correctness (nothing lost, hub view = API view) and reports FAILED if that
+fails; the tests run small versions of the same checks, without timing
+(tests/hub/test_load_faults.py; for the marker function tests/lambda/test_events.py's
+duplicated, reordered and replayed events and tests/lambda/test_failures.py's throttling).
 
     make load                        # everything (several minutes)
     make load LOAD_ARGS="burst"      # one or more of: burst restart proxy keycloak
                                      #   kubernetes marker
-    LOAD_BURST=60,200 LOAD_SERVERS=100 LOAD_UPLOADS=2000 (defaults)
+    LOAD_BURST=60,200 LOAD_SERVERS=100 LOAD_UPLOADS=2000 (defaults; README: what was run)
 """
 
 from __future__ import annotations

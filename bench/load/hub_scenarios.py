@@ -379,8 +379,9 @@ def kubernetes_faults(kc: FakeKeycloak, users: list[str]) -> list[Row]:
                     again = hub.spawn_until_ready(
                         session, outcome.user, workspace_of(kc, outcome.user), deadline=60
                     )
-                    retried += again.ok
-                    running.add(outcome.user) if again.ok else None
+                    if again.ok:
+                        retried += 1
+                        running.add(outcome.user)
             check_consistent(hub, running)
             errors = sorted({o.error for o in outcomes if not o.ok})
             rows.append(

@@ -26,9 +26,9 @@ serialises it. Every token request is recorded, and every token issued is kept i
 ``issued`` (so tests can look for them where they must not be). Tokens are HS256 JWTs
 signed with an obviously fake key (Keycloak signs RS256; the hub never verifies them).
 
-Faults, all off by default (the load harness, bench/load, and tests/hub/test_faults.py
-turn them on): ``latency`` delays every answer; ``outage`` answers the chosen endpoints
-with a fixed reply instead: ``KEYCLOAK_DOWN`` is what ingress-nginx serves when no
+Faults, all off by default (bench/load and tests/hub/test_load_faults.py use them):
+``latency`` delays every answer; ``outage`` answers the chosen endpoints with a fixed
+reply instead: ``KEYCLOAK_DOWN`` is what ingress-nginx serves when no
 Keycloak pod is ready (nginx's own 503 page, not JSON), ``KEYCLOAK_REFUSING`` and
 ``SESSION_NOT_ACTIVE`` are Keycloak's own token errors, in its OAuth2ErrorRepresentation
 body ``{"error", "error_description"}`` (keycloak/keycloak core

@@ -24,7 +24,7 @@ ADDED/DELETED events as JSON lines, as the real watch stream sends them, startin
 `resourceVersion` they ask for (a list's version), so nothing between a list and its watch
 is lost: that is how the real server lets a reflector list, then watch, without a gap.
 
-Faults, all off by default (bench/load and tests/hub/test_faults.py turn them on), each
+Faults, all off by default (bench/load and tests/hub/test_load_faults.py use them), each
 answered the way the API server answers, with its Status body
 (k8s.io/apimachinery pkg/apis/meta/v1/types.go, StatusReason*):
 - ``latency``: seconds added to every request; ``pod_ready_after``: a created pod is
