@@ -73,8 +73,12 @@ def test_a_burst_over_the_spawn_limit_is_asked_to_try_again_and_nothing_is_lost(
     finally:
         hub.fake.pod_ready_after = 0.5
     assert [(o.user, o.error) for o in outcomes if not o.ok] == []
+    # Over the limit, the hub either shows the form again with "Try again in N seconds",
+    # or, when the limit is checked after it already sent the user to the progress page,
+    # leaves "Server not running" (docs/operations.md); either way pressing again works.
     told = [o.throttle_page for o in outcomes if o.throttled]
-    assert told, "nobody was over the limit: the burst did not test it"
+    dropped = [o.user for o in outcomes if o.dropped]
+    assert told or dropped, "nobody was over the limit: the burst did not test it"
     assert all("Try again in" in page for page in told), told
     assert _consistent(hub) >= set(burst)
     assert hub.fake.refused() == []
