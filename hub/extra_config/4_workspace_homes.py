@@ -119,3 +119,20 @@ c.KubeSpawner.modify_pod_hook = eodh_modify_pod_with_private_home
 # (images/default/jupyter_server_config.py). Kernels and terminals start there too; HOME
 # stays private.
 c.KubeSpawner.notebook_dir = f"{EODH_HOME}/{EODH_SHARED_FOLDER}"
+
+# So kernels start in a folder every member writes: a notebook's own folder, or the shared
+# folder itself (jupyter_server's MappingKernelManager.cwd_for_path falls back to root_dir
+# when the path is not on disk, as S3 notebooks never are). Nothing in it may run unasked:
+EODH_STARTUP_ENVIRONMENT = {
+    # The Python kernel is `python -m ipykernel_launcher`, and Python puts the working
+    # directory first on sys.path for -m: a planted ipykernel_launcher.py would be the
+    # kernel. PYTHONSAFEPATH (Python >= 3.11) leaves it off; IPython >= 9.7 then does not
+    # add it back either (IPython/core/shellapp.py InteractiveShellApp.init_path), so a
+    # planted numpy.py there cannot shadow the real one. Notebooks import their folder's
+    # modules only after adding it to sys.path (README, security section).
+    "PYTHONSAFEPATH": "1",
+}
+c.KubeSpawner.environment = {
+    **(c.KubeSpawner.get("environment") or {}),
+    **EODH_STARTUP_ENVIRONMENT,
+}

@@ -58,15 +58,20 @@ def mount_script(pod: Mapping[str, Any], claims: Mapping[str, Path]) -> str:
 def pod_command(
     pod: Mapping[str, Any], claims: Mapping[str, Path], command: str, *, path: str
 ) -> list[str]:
-    """``command`` (bash) as the container's user: HOME as the image sets it, nothing else
-    of this machine's environment."""
+    """``command`` (bash) as the container's user: HOME as the image sets it, the pod's
+    own environment, nothing else of this machine's."""
     unshare = shutil.which("unshare")
     if unshare is None:
         raise AssertionError("util-linux unshare is needed to lay out a pod's mounts")
+    (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "notebook"]
+    pod_env = " ".join(
+        shlex.quote(f"{e['name']}={e['value']}") for e in container.get("env") or [] if "value" in e
+    )
     script = (
         mount_script(pod, claims)
         + "\ncd /home/jovyan\n"
-        + f"exec env -i HOME=/home/jovyan PATH={shlex.quote(path)} bash -c {shlex.quote(command)}"
+        + f"exec env -i {pod_env} HOME=/home/jovyan PATH={shlex.quote(path)} "
+        + f"bash -c {shlex.quote(command)}"
     )
     return [unshare, "--mount", "--propagation", "private", "bash", "-c", script]
 
@@ -94,6 +99,15 @@ def member_pods(release: RenderedRelease, workdir: Path, workspace: str) -> dict
         user: spawn_in_workspace(release, workdir / user, username=user, workspace=workspace).pod
         for user in ("mallory", "alice")
     }
+
+
+def without_environment(pods: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The same pods without one environment variable in the notebook container."""
+    pods = copy.deepcopy(dict(pods))
+    for pod in pods.values():
+        (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "notebook"]
+        container["env"] = [e for e in container["env"] if e["name"] != name]
+    return pods
 
 
 def without_extra_config(release: RenderedRelease, name: str) -> RenderedRelease:
@@ -135,6 +149,10 @@ plant() {
 }
 plant "$HOME"
 plant "$HOME/workspace"
+# The folder kernels start in when a notebook's own is not on disk (the server's root).
+START="${JUPYTERHUB_ROOT_DIR:-$HOME}"
+echo "open('$M/cwd_kernel_launcher', 'w')" > "$START/ipykernel_launcher.py"
+echo "open('$M/cwd_shadow_module', 'w')" > "$START/yaml.py"
 for home in "$HOME"/workspace/.homes/*/; do [ -d "$home" ] && plant "$home"; done
 touch "$HOME/workspace/.homes/planted" 2>/dev/null && echo "HOMES-WRITABLE" || true
 """.replace("PYVER", PYTHON_VERSION)

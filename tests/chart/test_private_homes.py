@@ -29,6 +29,7 @@ from tests.chart.pod_mounts import (
     member_pods,
     plant_as_mallory,
     run_in_pod,
+    without_environment,
     without_extra_config,
 )
 from tests.support.recordings import recording_for
@@ -44,7 +45,11 @@ PLANTS = (
     "user_site_pth",
     "shadow_module",
     "bashrc",
+    "cwd_kernel_launcher",
+    "cwd_shadow_module",
 )
+# Those the working directory fires, which PYTHONSAFEPATH alone stops.
+CWD_PLANTS = {"cwd_kernel_launcher", "cwd_shadow_module"}
 
 PROBE = f"""
 M="$1"
@@ -53,6 +58,10 @@ jupyter kernelspec list --json 2>/dev/null | grep -q '"evil"' && touch "$M/kerne
 python -m IPython -c pass >/dev/null 2>&1
 {BASE_PYTHON} -c 'import requests' >/dev/null 2>&1
 bash -i -c true </dev/null >/dev/null 2>&1
+# A kernel starting where jupyter_server starts it, then a notebook importing a module.
+cd "${{JUPYTERHUB_ROOT_DIR:-$HOME}}"
+timeout 60 python -m ipykernel_launcher --version >/dev/null 2>&1
+timeout 60 python -m IPython -c 'import yaml' >/dev/null 2>&1
 true
 """
 
@@ -99,6 +108,13 @@ def test_with_the_volume_as_every_home_each_plant_fires(
 ) -> None:
     fired, _ = _attack(shared_home_pods, tmp_path)
     assert fired == set(PLANTS)
+
+
+def test_without_safe_path_a_kernel_runs_what_is_planted_where_it_starts(
+    pods: dict[str, Any], tmp_path: Path
+) -> None:
+    fired, _ = _attack(without_environment(pods, "PYTHONSAFEPATH"), tmp_path)
+    assert fired == CWD_PLANTS
 
 
 def test_user_installs_persist_per_user(pods: dict[str, Any], tmp_path: Path) -> None:
