@@ -131,6 +131,13 @@ EODH_STARTUP_ENVIRONMENT = {
     # planted numpy.py there cannot shadow the real one. Notebooks import their folder's
     # modules only after adding it to sys.path (README, security section).
     "PYTHONSAFEPATH": "1",
+    # R reads .Rprofile and .Renviron from the working directory before HOME (R's
+    # ?Startup), in the R profile's image (quay.io/jupyter/r-notebook) and any R terminal;
+    # naming the user's own files leaves the working directory's unread. (.RData is still
+    # restored from it: only the kernel's argv, --no-restore-data, stops that; see
+    # docs/operations.md.)
+    "R_PROFILE_USER": f"{EODH_HOME}/.Rprofile",
+    "R_ENVIRON_USER": f"{EODH_HOME}/.Renviron",
 }
 c.KubeSpawner.environment = {
     **(c.KubeSpawner.get("environment") or {}),

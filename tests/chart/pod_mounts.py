@@ -153,6 +153,8 @@ plant "$HOME/workspace"
 START="${JUPYTERHUB_ROOT_DIR:-$HOME}"
 echo "open('$M/cwd_kernel_launcher', 'w')" > "$START/ipykernel_launcher.py"
 echo "open('$M/cwd_shadow_module', 'w')" > "$START/yaml.py"
+echo "file.create('$M/r_profile')" > "$START/.Rprofile"
+echo "EODH_PLANTED_RENVIRON=yes" > "$START/.Renviron"
 for home in "$HOME"/workspace/.homes/*/; do [ -d "$home" ] && plant "$home"; done
 touch "$HOME/workspace/.homes/planted" 2>/dev/null && echo "HOMES-WRITABLE" || true
 """.replace("PYVER", PYTHON_VERSION)

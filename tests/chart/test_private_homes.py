@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,12 @@ PLANTS = (
     "bashrc",
     "cwd_kernel_launcher",
     "cwd_shadow_module",
+    "r_profile",
+    "r_environ",
 )
 # Those the working directory fires, which PYTHONSAFEPATH alone stops.
 CWD_PLANTS = {"cwd_kernel_launcher", "cwd_shadow_module"}
+R_PLANTS = {"r_profile", "r_environ"}
 
 PROBE = f"""
 M="$1"
@@ -62,6 +66,9 @@ bash -i -c true </dev/null >/dev/null 2>&1
 cd "${{JUPYTERHUB_ROOT_DIR:-$HOME}}"
 timeout 60 python -m ipykernel_launcher --version >/dev/null 2>&1
 timeout 60 python -m IPython -c 'import yaml' >/dev/null 2>&1
+# IRkernel's kernel spec: R --slave -e 'IRkernel::main()' --args <connection file>.
+R --slave -e "if (nzchar(Sys.getenv('EODH_PLANTED_RENVIRON'))) file.create('$M/r_environ')" \
+  --args connection.json >/dev/null 2>&1
 true
 """
 
@@ -85,6 +92,8 @@ def shared_home_pods(
 
 
 def _attack(pods: dict[str, Any], tmp_path: Path) -> tuple[set[str], str]:
+    # R as the R profile's kernel runs it (.ci/debian-packages installs r-base-core).
+    assert shutil.which("R"), "R is needed: run .ci/system-packages"
     claims = {"pvc-alpha": tmp_path / "efs-alpha"}
     markers = tmp_path / "markers"
     planted = plant_as_mallory(pods, claims, markers)
@@ -115,6 +124,14 @@ def test_without_safe_path_a_kernel_runs_what_is_planted_where_it_starts(
 ) -> None:
     fired, _ = _attack(without_environment(pods, "PYTHONSAFEPATH"), tmp_path)
     assert fired == CWD_PLANTS
+
+
+def test_without_r_user_files_named_r_reads_those_where_it_starts(
+    pods: dict[str, Any], tmp_path: Path
+) -> None:
+    without = without_environment(without_environment(pods, "R_PROFILE_USER"), "R_ENVIRON_USER")
+    fired, _ = _attack(without, tmp_path)
+    assert fired == R_PLANTS
 
 
 def test_user_installs_persist_per_user(pods: dict[str, Any], tmp_path: Path) -> None:

@@ -81,7 +81,8 @@ def test_nothing_to_do_when_everything_is_installed(tmp_path):
 
 
 def test_a_user_is_told_the_one_command_and_the_run_stops(tmp_path):
-    code, output, calls = run(tmp_path, {"nginx", "libnginx-mod-http-headers-more-filter"}, 1000)
+    installed = {"nginx", "libnginx-mod-http-headers-more-filter", "r-base-core"}
+    code, output, calls = run(tmp_path, installed, 1000)
     assert code == 2
     assert calls == []
     # A fresh machine has no package lists: install alone fails ("Unable to locate package").
@@ -93,7 +94,7 @@ def test_a_user_is_told_the_one_command_and_the_run_stops(tmp_path):
 
 
 def test_root_installs_exactly_what_is_missing(tmp_path):
-    code, output, calls = run(tmp_path, {"chromium", "chromium-driver"}, uid=0)
+    code, output, calls = run(tmp_path, {"chromium", "chromium-driver", "r-base-core"}, uid=0)
     assert code == 0, output
     assert calls[0] == "apt-get update -qq"
     assert calls[1].endswith("--no-install-recommends nginx libnginx-mod-http-headers-more-filter")
