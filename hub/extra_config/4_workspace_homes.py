@@ -138,6 +138,18 @@ EODH_STARTUP_ENVIRONMENT = {
     # docs/operations.md.)
     "R_PROFILE_USER": f"{EODH_HOME}/.Rprofile",
     "R_ENVIRON_USER": f"{EODH_HOME}/.Renviron",
+    # git runs a repository's own core.fsmonitor command on `git status` and its hooks on
+    # commit, and every member is uid 1000, so safe.directory does not stop a repository
+    # planted in the shared folder. Config from the environment outranks the repository's
+    # (git-config(1), GIT_CONFIG_COUNT, git >= 2.31). A repository's filter drivers
+    # (filter.<name>.clean/smudge) are not covered: they can have any name; nothing runs
+    # git by itself any more (the EO DataHub image has no jupyterlab-git), so they run
+    # only when a user runs git in a repository they did not make.
+    "GIT_CONFIG_COUNT": "2",
+    "GIT_CONFIG_KEY_0": "core.fsmonitor",
+    "GIT_CONFIG_VALUE_0": "false",
+    "GIT_CONFIG_KEY_1": "core.hooksPath",
+    "GIT_CONFIG_VALUE_1": "/dev/null",
 }
 c.KubeSpawner.environment = {
     **(c.KubeSpawner.get("environment") or {}),

@@ -155,6 +155,9 @@ echo "open('$M/cwd_kernel_launcher', 'w')" > "$START/ipykernel_launcher.py"
 echo "open('$M/cwd_shadow_module', 'w')" > "$START/yaml.py"
 echo "file.create('$M/r_profile')" > "$START/.Rprofile"
 echo "EODH_PLANTED_RENVIRON=yes" > "$START/.Renviron"
+git init -q "$START" && git -C "$START" config core.fsmonitor "touch '$M/git_fsmonitor'; false"
+printf '#!/bin/sh\ntouch "%s/git_hook"\n' "$M" > "$START/.git/hooks/pre-commit"
+chmod +x "$START/.git/hooks/pre-commit"
 for home in "$HOME"/workspace/.homes/*/; do [ -d "$home" ] && plant "$home"; done
 touch "$HOME/workspace/.homes/planted" 2>/dev/null && echo "HOMES-WRITABLE" || true
 """.replace("PYVER", PYTHON_VERSION)

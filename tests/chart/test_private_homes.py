@@ -50,10 +50,13 @@ PLANTS = (
     "cwd_shadow_module",
     "r_profile",
     "r_environ",
+    "git_fsmonitor",
+    "git_hook",
 )
 # Those the working directory fires, which PYTHONSAFEPATH alone stops.
 CWD_PLANTS = {"cwd_kernel_launcher", "cwd_shadow_module"}
 R_PLANTS = {"r_profile", "r_environ"}
+GIT_PLANTS = {"git_fsmonitor", "git_hook"}
 
 PROBE = f"""
 M="$1"
@@ -69,6 +72,9 @@ timeout 60 python -m IPython -c 'import yaml' >/dev/null 2>&1
 # IRkernel's kernel spec: R --slave -e 'IRkernel::main()' --args <connection file>.
 R --slave -e "if (nzchar(Sys.getenv('EODH_PLANTED_RENVIRON'))) file.create('$M/r_environ')" \
   --args connection.json >/dev/null 2>&1
+# alice in a terminal there: what a git prompt or extension runs, then a commit.
+git status >/dev/null 2>&1
+git -c user.name=alice -c user.email=alice@example.org commit -q --allow-empty -m x >/dev/null 2>&1
 true
 """
 
@@ -132,6 +138,13 @@ def test_without_r_user_files_named_r_reads_those_where_it_starts(
     without = without_environment(without_environment(pods, "R_PROFILE_USER"), "R_ENVIRON_USER")
     fired, _ = _attack(without, tmp_path)
     assert fired == R_PLANTS
+
+
+def test_without_the_git_settings_a_planted_repository_runs_its_commands(
+    pods: dict[str, Any], tmp_path: Path
+) -> None:
+    fired, _ = _attack(without_environment(pods, "GIT_CONFIG_COUNT"), tmp_path)
+    assert fired == GIT_PLANTS
 
 
 def test_user_installs_persist_per_user(pods: dict[str, Any], tmp_path: Path) -> None:

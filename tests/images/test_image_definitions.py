@@ -32,7 +32,6 @@ IMAGE_KEYS = {
 
 DEFAULT_PINS = {
     "jupyterlab": "4.4.0",
-    "jupyterlab-git": "0.51.1",
     "pyeodh": "0.1.4",
     "shapely": "2.0.7",
     "geopandas": "1.0.1",
