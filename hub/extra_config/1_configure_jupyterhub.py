@@ -64,6 +64,10 @@ c.JupyterHub.template_vars = {
 # (/hub/spawn/<user>/<server>?workspace=<ws>, eodhp-guide parameterised-notebook-and-
 # workflow-launch.md), and the user docs offer them. Each server has its own pod; a user
 # keeps at most one per workspace (file 3, eodh_replace_same_workspace_servers).
+# named_server_limit_per_user stays 0: JupyterHub 5.3 counts stopped named servers too
+# (handlers/pages.py SpawnHandler._get: user.all_spawners(include_default=False)), and
+# every launch names a new server, so any limit would end a user's launches until they
+# delete old servers. Running servers are bounded by one per workspace the user is in.
 c.JupyterHub.allow_named_servers = True
 
 # Every spawn costs a Keycloak token exchange and Kubernetes API calls; cap bursts

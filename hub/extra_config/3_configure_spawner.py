@@ -404,6 +404,8 @@ async def eodh_options_from_form(formdata, spawner) -> dict:
     Checking here shows the refusal on the form before JupyterHub records a spawn; the
     pre-spawn hook checks again for spawns through the REST API.
     """
+    # Only a launch link's query sets it again, after this parser (options_from_query).
+    spawner._eodh_spawn_from_link = False
     options = spawner._options_from_form(formdata)
     eodh_check_workspace(options.get("workspace"), await spawner.user.get_auth_state())
     profiles = await eodh_profiles(spawner)
@@ -436,7 +438,9 @@ async def eodh_pre_spawn_hook(spawner):
         **spawner.environment,
         **workspace_environment(workspace, token["access_token"], _eodh_spawn_env),
     }
-    await eodh_replace_same_workspace_servers(spawner, workspace)
+    from_link = getattr(spawner, "_eodh_spawn_from_link", False)
+    spawner._eodh_spawn_from_link = False
+    await eodh_replace_same_workspace_servers(spawner, workspace, stop_running=not from_link)
 
 
 def eodh_server_workspace(spawner):
@@ -445,7 +449,27 @@ def eodh_server_workspace(spawner):
     return (spawner.user_options or {}).get("workspace") or getattr(spawner, "workspace", None)
 
 
-async def eodh_replace_same_workspace_servers(spawner, workspace):
+def eodh_refuse_link_over_running_server(spawner, workspace):
+    """A launch link (a GET) never stops a server: it refuses while one runs there.
+
+    Any page can send the user's browser to /hub/spawn/<user>/<name>?workspace=<ws> (a
+    top-level navigation carries the SameSite=Lax session cookie; the origin check in
+    hub/extra_config/5_request_origins.py covers only POST and the like), so a link that
+    replaced servers would let any site stop the user's work. The form's POST still does.
+    """
+    for other in list(getattr(spawner.user, "spawners", {}).values()):
+        if other is spawner or eodh_server_workspace(other) != workspace:
+            continue
+        if other.ready or other.pending:
+            raise SpawnRefused(
+                409,
+                f"Your server '{other.name or 'default'}' is running in workspace "
+                f"'{workspace}'. A link never stops a running server: stop it on the Home "
+                "page first, or start this one with the form below.",
+            )
+
+
+async def eodh_replace_same_workspace_servers(spawner, workspace, *, stop_running=True):
     """One server per user per workspace: starting one stops the user's other server there.
 
     The user docs promise it (eodh-userdocs notebooks-start.md, "Named servers": a new server
@@ -453,6 +477,9 @@ async def eodh_replace_same_workspace_servers(spawner, workspace):
     has its own pod (jupyter-{user_server}), so the two never fight over one name; the old
     one is stopped the way JupyterHub's own stop does it (route first, then KubeSpawner's
     stop deletes its pod), and it stays listed, stopped, on the home page.
+
+    A start from a launch link (``stop_running=False``) stops nothing: it is refused
+    instead (eodh_refuse_link_over_running_server).
 
     The scan and the claim run with no await between them, so of two spawns into one
     workspace racing on the hub's event loop, the second to get here is refused (409)
@@ -472,6 +499,9 @@ async def eodh_replace_same_workspace_servers(spawner, workspace):
                 f"Your server '{other.name or 'default'}' is already starting in workspace "
                 f"'{workspace}'. Wait for it, or stop it, then try again.",
             )
+    if replaced and not stop_running:
+        # Started from a link and a server came up there since the link's own check.
+        eodh_refuse_link_over_running_server(spawner, workspace)
     spawner._eodh_workspace_claim = workspace
     proxy = getattr(user, "settings", {}).get("proxy")
     for name in replaced:
@@ -589,13 +619,17 @@ class EODHKubeSpawner(_EODHJpyauthKubeSpawner):
         ``options_from_form(query_data)`` without the spawner, which the form parser needs.
         The query goes through the form's parser and checks (membership and names), so a
         refusal happens before anything is exchanged or created. A refused launch answers
-        with its status (a non-member gets 403) and the message above the form.
+        with its status (a non-member gets 403; a workspace where one of the user's servers
+        runs, 409: a link never stops one) and the message above the form.
         """
         return self._eodh_checked_query(query_data)
 
     async def _eodh_checked_query(self, query_data):
         try:
-            return await maybe_future(self.run_options_from_form(query_data))
+            options = await maybe_future(self.run_options_from_form(query_data))
+            eodh_refuse_link_over_running_server(self, options.get("workspace"))
+            self._eodh_spawn_from_link = True
+            return options
         except SpawnRefused as refused:
             handler = getattr(self, "handler", None)
             if handler is not None:

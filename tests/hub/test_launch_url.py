@@ -91,16 +91,35 @@ def test_a_logged_in_launch_starts_the_named_server_and_opens_the_notebook(brows
     running = servers(real_hub, "lena")
     assert running["ndvi-notebook_123456"]["ready"] and running["ndvi-notebook_200000"]["ready"]
 
-    # A second launch into the same workspace replaces the first: its pod is deleted (its
-    # own name, not the new server's) and it is listed as stopped.
+    # A second launch into the same workspace stops nothing (any site can send the browser
+    # to a link): 409, the reason on the page, the first server still running, no exchange.
     first_pod = record["pod_name"]
     deleted_before = pod_deletes(real_hub, "lena").count(first_pod)
-    browser.get(launch_url(real_hub, "lena", "ndvi-notebook_300000", "lambda"))
+    exchanges_before = len(kc.grants(EXCHANGE_GRANT))
+    second_launch = launch_url(real_hub, "lena", "ndvi-notebook_300000", "lambda")
+    refused = real_hub.login(kc, "lena").get(second_launch, allow_redirects=False, timeout=30)
+    assert refused.status_code == 409
+    assert "&#39;ndvi-notebook_123456&#39; is running in workspace &#39;lambda&#39;" in (
+        refused.text
+    )
+    browser.get(second_launch)
+    error = WebDriverWait(browser, 30).until(
+        ec.presence_of_element_located((By.ID, "eodh-spawn-error"))
+    )
+    assert "A link never stops a running server" in error.text
+    running = servers(real_hub, "lena")
+    assert running["ndvi-notebook_123456"]["ready"]
+    assert "ndvi-notebook_300000" not in running or running["ndvi-notebook_300000"]["stopped"]
+    assert pod_deletes(real_hub, "lena").count(first_pod) == deleted_before
+    assert len(kc.grants(EXCHANGE_GRANT)) == exchanges_before
+
+    # Once the user stops the first, the same link starts the second.
+    assert real_hub.admin("DELETE", "/users/lena/servers/ndvi-notebook_123456").ok
+    wait_stopped(real_hub, "lena", "ndvi-notebook_123456")
+    browser.get(second_launch)
     lands_in_the_notebook(browser, "lena", "ndvi-notebook_300000")
     after = servers(real_hub, "lena")
-    assert after["ndvi-notebook_123456"]["stopped"]
     assert after["ndvi-notebook_200000"]["ready"] and after["ndvi-notebook_300000"]["ready"]
-    assert pod_deletes(real_hub, "lena").count(first_pod) == deleted_before + 1
     second = real_hub.record("lena~ndvi-notebook_300000")
     assert second["pod_name"] != first_pod and second["namespace"] == "ws-lambda"
 

@@ -128,3 +128,21 @@ def test_a_second_start_into_a_workspace_already_starting_is_refused(hub_ns, run
     user.spawners["first"]._eodh_workspace_claim = None
     run(hub_ns["eodh_replace_same_workspace_servers"](second, "alpha"))
     assert second._eodh_workspace_claim == "alpha"
+
+
+def test_a_start_from_a_link_stops_nothing_and_is_refused(hub_ns, run) -> None:
+    # Any site can send the browser to a launch link; it must not stop alice's work.
+    user = _User([_Server("old", "alpha", ready=True), _Server("beta", "beta", ready=True)])
+    new = _starting(user, "new", "alpha")
+    replace = hub_ns["eodh_replace_same_workspace_servers"]
+    for refuse in (
+        lambda: hub_ns["eodh_refuse_link_over_running_server"](new, "alpha"),
+        lambda: run(replace(new, "alpha", stop_running=False)),
+    ):
+        with pytest.raises(hub_ns["SpawnRefused"]) as refused:
+            refuse()
+        assert refused.value.status_code == 409
+        assert "server 'old' is running in workspace 'alpha'" in refused.value.message
+    assert user.stopped == [] and user.routes_deleted == []
+    # Where none runs, a link starts as before.
+    hub_ns["eodh_refuse_link_over_running_server"](_starting(user, "other", "gamma"), "gamma")
