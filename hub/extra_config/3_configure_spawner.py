@@ -493,7 +493,9 @@ async def eodh_replace_same_workspace_servers(spawner, workspace, *, stop_runnin
             continue
         if other.ready:
             replaced.append(name)
-        elif other.pending and getattr(other, "_eodh_workspace_claim", None) == workspace:
+        elif other.pending == "spawn" and getattr(other, "_eodh_workspace_claim", None) == (
+            workspace
+        ):
             raise SpawnRefused(
                 409,
                 f"Your server '{other.name or 'default'}' is already starting in workspace "
@@ -652,6 +654,14 @@ c.KubeSpawner.delete_pvc = False
 c.KubeSpawner.options_form = eodh_options_form
 c.KubeSpawner.options_from_form = eodh_options_from_form
 c.KubeSpawner.pre_spawn_hook = eodh_pre_spawn_hook
+
+
+def eodh_post_stop_hook(spawner):
+    """A stopped server claims no workspace: a later start there is not 'already starting'."""
+    spawner._eodh_workspace_claim = None
+
+
+c.KubeSpawner.post_stop_hook = eodh_post_stop_hook
 c.KubeSpawner.modify_pod_hook = eodh_modify_pod_hook
 
 # Deprecated since 3.1 in favour of services but still supported in 5.3; a service would

@@ -31,6 +31,8 @@ import hashlib
 import hmac
 import os
 
+from kubespawner.slugs import safe_slug
+
 EODH_HOME = "/home/jovyan"
 EODH_SHARED_FOLDER = "workspace"
 EODH_HOMES_DIR = ".homes"
@@ -62,7 +64,10 @@ def eodh_home_subpath(workspace: str, username: str, secret=None) -> str:
     if not secret:
         raise RuntimeError("EODH hub configuration: no crypt key to derive home folders from")
     mac = hmac.new(secret, f"eodh-home\0{workspace}\0{username}".encode(), hashlib.sha256)
-    return f"{EODH_HOMES_DIR}/{username}-{mac.hexdigest()[:24]}"
+    # A user name is Keycloak's and may hold "/" or "..": KubeSpawner's safe_slug keeps a
+    # plain one as it is and makes any other one path-safe; the MAC (over the name as it
+    # is) keeps two names with one slug apart.
+    return f"{EODH_HOMES_DIR}/{safe_slug(username)}-{mac.hexdigest()[:24]}"
 
 
 def eodh_private_home(spawner, pod):

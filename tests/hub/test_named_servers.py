@@ -146,3 +146,24 @@ def test_a_start_from_a_link_stops_nothing_and_is_refused(hub_ns, run) -> None:
     assert user.stopped == [] and user.routes_deleted == []
     # Where none runs, a link starts as before.
     hub_ns["eodh_refuse_link_over_running_server"](_starting(user, "other", "gamma"), "gamma")
+
+
+def test_a_stopping_or_stopped_server_claims_no_workspace(hub_ns, run) -> None:
+    stopping = _Server("first", "alpha", pending="stop", claim="alpha")
+    user = _User([stopping])
+    second = _starting(user, "second", "alpha")
+    run(hub_ns["eodh_replace_same_workspace_servers"](second, "alpha"))
+    assert second._eodh_workspace_claim == "alpha" and user.stopped == []
+    # Stopped, the claim is gone: the spawner object stays for the next start.
+    hub_ns["c"].KubeSpawner.post_stop_hook(second)
+    assert second._eodh_workspace_claim is None
+
+
+def test_a_home_folder_name_is_path_safe_whatever_the_user_name(hub_ns) -> None:
+    subpath = hub_ns["eodh_home_subpath"]
+    assert subpath("alpha", "alice", secret=b"k").startswith(".homes/alice-")
+    for name in ("../alice", "a/b", "Alice.Smith@example.org", ".."):
+        folder = subpath("alpha", name, secret=b"k").removeprefix(".homes/")
+        assert "/" not in folder and not folder.startswith("."), (name, folder)
+    # Two names with one slug still get two homes.
+    assert subpath("alpha", "a/b", secret=b"k") != subpath("alpha", "a-b", secret=b"k")
