@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.hub.fake_keycloak import EXCHANGE_GRANT
 from tests.hub.test_spawn_browser import login
@@ -113,13 +113,15 @@ def test_a_logged_in_launch_starts_the_named_server_and_opens_the_notebook(brows
     assert pod_deletes(real_hub, "lena").count(first_pod) == deleted_before
     assert len(kc.grants(EXCHANGE_GRANT)) == exchanges_before
 
-    # Once the user stops the first, the same link starts the second.
-    assert real_hub.admin("DELETE", "/users/lena/servers/ndvi-notebook_123456").ok
-    wait_stopped(real_hub, "lena", "ndvi-notebook_123456")
-    browser.get(second_launch)
+    # The form below the refusal, the user's own choice, replaces the first: its pod is
+    # deleted (its own name, not the new server's) and it is listed as stopped.
+    Select(browser.find_element(By.ID, "eodh-workspace")).select_by_value("lambda")
+    browser.find_element(By.ID, "eodh-start").click()
     lands_in_the_notebook(browser, "lena", "ndvi-notebook_300000")
     after = servers(real_hub, "lena")
+    assert after["ndvi-notebook_123456"]["stopped"]
     assert after["ndvi-notebook_200000"]["ready"] and after["ndvi-notebook_300000"]["ready"]
+    assert pod_deletes(real_hub, "lena").count(first_pod) == deleted_before + 1
     second = real_hub.record("lena~ndvi-notebook_300000")
     assert second["pod_name"] != first_pod and second["namespace"] == "ws-lambda"
 
