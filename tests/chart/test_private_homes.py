@@ -69,6 +69,8 @@ bash -i -c true </dev/null >/dev/null 2>&1
 cd "${{JUPYTERHUB_ROOT_DIR:-$HOME}}"
 timeout 60 python -m ipykernel_launcher --version >/dev/null 2>&1
 timeout 60 python -m IPython -c 'import yaml' >/dev/null 2>&1
+# A terminal opens there too; bash reads only HOME's start-up files, never the cwd's.
+bash -i -c true </dev/null >/dev/null 2>&1
 # IRkernel's kernel spec: R --slave -e 'IRkernel::main()' --args <connection file>.
 R --slave -e "if (nzchar(Sys.getenv('EODH_PLANTED_RENVIRON'))) file.create('$M/r_environ')" \
   --args connection.json >/dev/null 2>&1
