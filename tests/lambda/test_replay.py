@@ -40,6 +40,19 @@ def _lambda_failure_record(event: dict[str, Any]) -> str:
     )
 
 
+def _unmarked_record(world: Any) -> str:
+    """The function's own record of a walk cut short at ws1/a/b/f (two markers left)."""
+    return json.dumps(
+        {
+            "type": "s3keep/unmarked-markers",
+            "bucket": world.bucket,
+            "key": "ws1/a/b/f",
+            "markers": ["ws1/a/b/.s3keep", "ws1/a/.s3keep"],
+            "error": "ClientError",
+        }
+    )
+
+
 def _queued(world: Any) -> int:
     attributes = world.sqs.get_queue_attributes(
         QueueUrl=world.failure_queue_url,
@@ -83,15 +96,7 @@ def test_replay_finishes_both_kinds_of_record_and_empties_the_queue(
 def test_a_message_that_cannot_be_finished_stays_queued(world: Any, capsys: Any) -> None:
     world.sqs.send_message(
         QueueUrl=world.failure_queue_url,
-        MessageBody=json.dumps(
-            {
-                "type": "s3keep/unmarked-markers",
-                "bucket": world.bucket,
-                "key": "ws1/a/b/f",
-                "markers": ["ws1/a/b/.s3keep", "ws1/a/.s3keep"],
-                "error": "ClientError",
-            }
-        ),
+        MessageBody=_unmarked_record(world),
     )
     with harness.faulty_puts({"ws1/a/.s3keep": [DENIED] * 9}):
         code = replay_markers.main(
@@ -118,15 +123,7 @@ def test_a_poison_message_is_left_named_and_the_rest_still_replayed(
     }
     world.sqs.send_message(
         QueueUrl=world.failure_queue_url,
-        MessageBody=json.dumps(
-            {
-                "type": "s3keep/unmarked-markers",
-                "bucket": world.bucket,
-                "key": "ws1/a/b/f",
-                "markers": ["ws1/a/b/.s3keep", "ws1/a/.s3keep"],
-                "error": "ClientError",
-            }
-        ),
+        MessageBody=_unmarked_record(world),
     )
     code = replay_markers.main(
         ["--queue-url", world.failure_queue_url], session=world.function_session
