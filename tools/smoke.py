@@ -14,6 +14,10 @@ the next environment. Each check says what is wrong and what to do:
 - spawner-permissions: the hub's service account may do exactly what KubeSpawner needs
   (components/rbac.py HUB_RULES) in a `ws-*` namespace, and not the rest, asked through
   SubjectAccessReviews: the API server answers a review and stores nothing.
+- hub-db-volume: the hub database's claim (`hub-db-dir` in the hub namespace) is bound to a
+  PersistentVolume whose reclaim policy is Retain, so the disk outlives the claim. A new
+  environment gets that by a manual step (docs/operations.md, 'Add an environment'), which
+  this check makes sure was not forgotten. Two GETs: the claim and its volume.
 - marker-function: nothing in the marker function's failure queue, and no errors (CloudWatch
   `AWS/Lambda` `Errors`) since the deploy started (`--since`, the deploy job's start; default:
   an hour ago). `Errors` counts failed attempts, which Lambda retries: older errors whose
@@ -25,9 +29,10 @@ the next environment. Each check says what is wrong and what to do:
   starts and stops, and the spawn exchanges the user's token), so it is a flag.
 
 Without --server nothing is written: HTTP GETs to the hub, reviews (which Kubernetes does
-not persist), and AWS Get/List calls. Kubernetes access as in tools/preflight.py (the stack's
-`kubernetes:context`); AWS through the default credential chain; the function's ARN and
-failure queue from the stack's outputs (`pulumi stack output --json`, or --outputs FILE).
+not persist), two Kubernetes GETs, and AWS Get/List calls. Kubernetes access as in
+tools/preflight.py (the stack's `kubernetes:context`, the deploy identity); AWS through the
+default credential chain; the function's ARN and failure queue from the stack's outputs
+(`pulumi stack output --json`, or --outputs FILE).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
@@ -50,6 +56,7 @@ import requests
 import yaml
 
 from components.rbac import HUB_RULES
+from tools.adopt_release import HUB_DB_PVC
 from tools.preflight import Failed, KubeClient, Result, kube_client, report
 from tools.preflight import _run as run_check
 
@@ -76,6 +83,7 @@ DEFAULT_SINCE = datetime.timedelta(hours=1)
 # smoke user's other server in the smoke workspace, if any).
 SMOKE_SERVER = "smoke"
 SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+RETAIN = "Retain"
 
 
 def hub_url(settings: Settings) -> str:
@@ -244,6 +252,73 @@ def check_spawner_permissions(kube: KubeClient, namespace: str) -> str:
             "components/rbac.py HUB_RULES (pulumi up restores it; remove other bindings)",
         )
     return f"{user} has exactly the spawner's {len(needed)} permissions in {REVIEW_NAMESPACE}"
+
+
+def _read(kube: KubeClient, path: str, what: str, permission: str) -> dict[str, Any] | None:
+    """The object at `path`, or None when the API server answers 404."""
+    try:
+        response = kube.get(path)
+    except requests.RequestException as error:
+        raise Failed(
+            f"API server {kube.server} unreachable ({error.__class__.__name__})",
+            "connect to the VPN / check the cluster endpoint (make preflight says more)",
+        ) from None
+    if response.status_code == 404:
+        return None
+    if response.status_code in (401, 403):
+        raise Failed(
+            f"the API server refused to show {what} (HTTP {response.status_code})",
+            f"the deploy identity needs {permission}",
+        )
+    if response.status_code != 200:
+        raise Failed(
+            f"GET {path} answered HTTP {response.status_code}: {response.text[:200]}",
+            "check the API server",
+        )
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def check_hub_db_volume(kube: KubeClient, namespace: str) -> str:
+    claim_name = f"{namespace}/{HUB_DB_PVC}"
+    claim = _read(
+        kube,
+        f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{HUB_DB_PVC}",
+        f"the claim {claim_name}",
+        f"get on persistentvolumeclaims in {namespace}",
+    )
+    if claim is None:
+        raise Failed(
+            f"no claim {claim_name}: the hub has no database disk",
+            f"kubectl -n {namespace} get pvc,events; pulumi up creates it (hub.db.type sqlite-pvc)",
+        )
+    volume = (claim.get("spec") or {}).get("volumeName")
+    phase = (claim.get("status") or {}).get("phase")
+    if not volume or phase != "Bound":
+        raise Failed(
+            f"the claim {claim_name} is {phase or 'without a phase'}, bound to no volume",
+            f"kubectl -n {namespace} describe pvc {HUB_DB_PVC} (its events say why)",
+        )
+    pv = _read(
+        kube,
+        f"/api/v1/persistentvolumes/{volume}",
+        f"the volume {volume}",
+        "get on persistentvolumes (cluster scope)",
+    )
+    if pv is None:
+        raise Failed(
+            f"the claim {claim_name} names the volume {volume}, which does not exist (Lost)",
+            f"kubectl -n {namespace} describe pvc {HUB_DB_PVC}; docs/troubleshooting.md",
+        )
+    policy = (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy")
+    if policy != RETAIN:
+        raise Failed(
+            f"the volume {volume} of {claim_name} has reclaim policy {policy}: deleting the "
+            "claim deletes the disk and the hub database on it",
+            f"kubectl patch pv {volume} -p "
+            """'{"spec":{"persistentVolumeReclaimPolicy":"Retain"}}'""",
+        )
+    return f"{claim_name} is bound to {volume}, reclaim policy {RETAIN}"
 
 
 # -- The marker function --------------------------------------------------------------------
@@ -453,17 +528,17 @@ def run_checks(
         ("proxy-route", lambda: check_proxy_route(base, token)),
     ]
     results = [run_check(name, check) for name, check in checks]
+    kube_checks: list[tuple[str, Callable[[KubeClient], str]]] = [
+        ("spawner-permissions", lambda k: check_spawner_permissions(k, settings.namespace)),
+        ("hub-db-volume", lambda k: check_hub_db_volume(k, settings.namespace)),
+    ]
     with tempfile.TemporaryDirectory() as workdir:
         try:
             kube = kube_client(context, workdir)
-            results.append(
-                run_check(
-                    "spawner-permissions",
-                    lambda: check_spawner_permissions(kube, settings.namespace),
-                )
-            )
         except Failed as failure:
-            results.append(Result("spawner-permissions", False, str(failure), failure.fix))
+            results += [Result(name, False, str(failure), failure.fix) for name, _ in kube_checks]
+        else:
+            results += [run_check(name, partial(check, kube)) for name, check in kube_checks]
     results.append(
         run_check(
             "marker-function",

@@ -40,6 +40,18 @@ pytestmark = pytest.mark.slow
 FUNCTION = "markers-function-1a2b3c"
 NOW = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.UTC)
 MINUTES_AGO = datetime.timedelta(minutes=10)  # within the default window (the last hour)
+# Smoke reads Kubernetes as the deploy identity (the stack's kubeconfig context), not as the
+# hub: the fake authorizes its token with these rules and the hub's requests with HUB_RULES.
+DEPLOY_TOKEN = "fake-deploy-identity"
+DEPLOY_USER = "eodh-jupyterhub-deploy"
+DEPLOY_READS = [
+    {
+        "apiGroups": [""],
+        "resources": ["persistentvolumeclaims", "persistentvolumes"],
+        "verbs": ["get"],
+    }
+]
+HUB_DB_VOLUME = "pvc-0d9e8f7a-1b2c-4d3e-8f9a-0b1c2d3e4f5a"
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +71,35 @@ def kube() -> Iterator[FakeKubernetes]:
 def env(real_hub: RealHub, keycloak, kube: FakeKubernetes, tmp_path: Path, monkeypatch):
     """A healthy environment; each test breaks one piece."""
     kube.rules = [dict(rule) for rule in HUB_RULES]
+    kube.callers = {DEPLOY_TOKEN: (DEPLOY_USER, [dict(rule) for rule in DEPLOY_READS])}
     kube.calls.clear()
     kube.reviews.clear()
+    # The hub database's claim, bound to a volume kept after its claim, as a healthy
+    # environment has it (what `kubectl get -o json` shows of both, trimmed).
+    kube.objects = {
+        "namespaces": {(None, "jupyter"): {"metadata": {"name": "jupyter"}}},
+        "persistentvolumeclaims": {
+            ("jupyter", "hub-db-dir"): {
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "hub-db-dir", "namespace": "jupyter"},
+                "spec": {"volumeName": HUB_DB_VOLUME, "storageClassName": "gp2"},
+                "status": {"phase": "Bound"},
+            }
+        },
+        "persistentvolumes": {
+            (None, HUB_DB_VOLUME): {
+                "kind": "PersistentVolume",
+                "metadata": {"name": HUB_DB_VOLUME},
+                "spec": {
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "claimRef": {"namespace": "jupyter", "name": "hub-db-dir"},
+                },
+                "status": {"phase": "Bound"},
+            }
+        },
+    }
     config = tmp_path / "kubeconfig"
-    config.write_text(json.dumps(kube.kubeconfig()))
+    config.write_text(json.dumps(kube.kubeconfig(DEPLOY_TOKEN)))
     monkeypatch.setenv("KUBECONFIG", str(config))
     settings = replace(
         load_settings(pulumi_config("dev"), "dev"),
@@ -140,12 +177,19 @@ def test_a_healthy_environment_passes_and_nothing_is_written(env) -> None:
         "login-redirect",
         "proxy-route",
         "spawner-permissions",
+        "hub-db-volume",
         "marker-function",
     ]
     assert "JupyterHub 5.3.0" in results["hub-version"].message
     assert "40 invocations" in results["marker-function"].message
-    # Only reviews reached Kubernetes: no object was read, created or deleted.
-    assert env["kube"].calls == []
+    assert results["hub-db-volume"].message == (
+        f"jupyter/hub-db-dir is bound to {HUB_DB_VOLUME}, reclaim policy Retain"
+    )
+    # Besides reviews, Kubernetes saw two reads: nothing was created, changed or deleted.
+    assert [(c.verb, c.resource, c.name, c.allowed) for c in env["kube"].calls] == [
+        ("get", "persistentvolumeclaims", "hub-db-dir", True),
+        ("get", "persistentvolumes", HUB_DB_VOLUME, True),
+    ]
     reviewed = {r["resourceAttributes"].get("namespace") for r in env["kube"].reviews} - {None}
     assert reviewed == {"ws-smoke-check"}
     assert {r["user"] for r in env["kube"].reviews} == {"system:serviceaccount:jupyter:hub"}
@@ -219,6 +263,49 @@ def test_the_hub_cannot_delete_pods(env) -> None:
 def test_the_hub_may_read_secrets(env) -> None:
     env["kube"].rules.append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]})
     failed(run(env), "spawner-permissions", "may also get secrets", "remove other bindings")
+
+
+def test_the_hub_database_volume_goes_with_its_claim(env) -> None:
+    """A new environment whose operator skipped the Retain step: the dynamically provisioned
+    volume keeps the StorageClass's default, Delete."""
+    volume = env["kube"].objects["persistentvolumes"][(None, HUB_DB_VOLUME)]
+    volume["spec"]["persistentVolumeReclaimPolicy"] = "Delete"
+    results = run(env)
+    failed(
+        results, "hub-db-volume", f"{HUB_DB_VOLUME} of jupyter/hub-db-dir has reclaim policy Delete"
+    )
+    assert results["hub-db-volume"].fix == (
+        f"kubectl patch pv {HUB_DB_VOLUME} -p "
+        """'{"spec":{"persistentVolumeReclaimPolicy":"Retain"}}'"""
+    )
+
+
+def test_the_hub_database_claim_is_missing_or_unbound(env) -> None:
+    claims = env["kube"].objects["persistentvolumeclaims"]
+    claims[("jupyter", "hub-db-dir")]["status"]["phase"] = "Pending"
+    failed(run(env), "hub-db-volume", "jupyter/hub-db-dir is Pending", "describe pvc hub-db-dir")
+    # A claim that names a volume the API server does not have (404 Status) is Lost.
+    claims[("jupyter", "hub-db-dir")]["status"]["phase"] = "Bound"
+    del env["kube"].objects["persistentvolumes"][(None, HUB_DB_VOLUME)]
+    failed(run(env), "hub-db-volume", f"names the volume {HUB_DB_VOLUME}, which does not exist")
+    claims.clear()
+    failed(run(env), "hub-db-volume", "no claim jupyter/hub-db-dir", "sqlite-pvc")
+
+
+def test_the_deploy_identity_may_not_read_volumes(env) -> None:
+    """The fake refuses it as RBAC does (403 Forbidden), and the hub's own rules, which grant
+    no volume, are not what decides a request made with the deploy identity's token."""
+    env["kube"].callers[DEPLOY_TOKEN] = (
+        DEPLOY_USER,
+        [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get"]}],
+    )
+    failed(
+        run(env),
+        "hub-db-volume",
+        "refused to show the volume",
+        "get on persistentvolumes (cluster scope)",
+    )
+    assert env["kube"].refused()[-1].resource == "persistentvolumes"
 
 
 def test_the_marker_function_failed(env) -> None:

@@ -1,11 +1,17 @@
 """A small Kubernetes core/v1 API on 127.0.0.1 that authorizes every request against RBAC rules.
 
 Enough of the API server for KubeSpawner: namespaces, pods, persistent volume claims and
-events, with list, watch, get, create and delete. It refuses what the real server refuses:
+events, with list, watch, get, create and delete; and cluster-scoped persistent volumes, for
+the smoke check's reads. It refuses what the real server refuses:
 a verb or resource the rules do not grant (403 Forbidden, as RBAC does), an object in a
 namespace that does not exist (404 NotFound), a name already taken (409 AlreadyExists),
 a missing object (404). Every request is recorded as (verb, resource) whether or not it
 was allowed, so a test can compare what a client called with what a role grants.
+
+A request is made as the hub (`subject`, bound to `rules`) unless its bearer token is one
+of `callers` (token -> the user and its rules), which lets another identity (the deploy
+identity of tools/smoke.py) read with its own rules while the hub's stay as they are; the
+API server authenticates each request on its own and authorizes it for that user alone.
 
 Verbs follow the API server's request-info rules (k8s.io/apiserver
 pkg/endpoints/request/requestinfo.go): GET on a collection is `list`, or `watch` when its
@@ -56,9 +62,10 @@ from aiohttp import web
 
 # Core-group resources this fake serves; anything else is a 404 like an unknown resource.
 NAMESPACED = {"pods", "persistentvolumeclaims", "events", "services", "secrets", "endpoints"}
-CLUSTER_SCOPED = {"namespaces"}
+CLUSTER_SCOPED = {"namespaces", "persistentvolumes"}
 KINDS = {
     "namespaces": "Namespace",
+    "persistentvolumes": "PersistentVolume",
     "pods": "Pod",
     "persistentvolumeclaims": "PersistentVolumeClaim",
     "events": "Event",
@@ -120,6 +127,8 @@ class FakeKubernetes:
     subject: str = "system:serviceaccount:jupyter:hub"
     """The user the rules are bound to (what SubjectAccessReviews are decided for)."""
     reviews: list[dict[str, Any]] = field(default_factory=list)
+    callers: dict[str, tuple[str, list[Mapping[str, Any]]]] = field(default_factory=dict)
+    """Bearer token -> (user, rules) for identities other than the hub."""
     latency: float = 0.0
     pod_ready_after: float = 0.0
     faults: list[ApiFault] = field(default_factory=list)
@@ -135,8 +144,10 @@ class FakeKubernetes:
         self.url = ""
 
     # -- authorization ------------------------------------------------------------------
-    def granted(self, verb: str, resource: str) -> bool:
-        for rule in self.rules:
+    def granted(
+        self, verb: str, resource: str, rules: Iterable[Mapping[str, Any]] | None = None
+    ) -> bool:
+        for rule in self.rules if rules is None else rules:
             if "" not in rule["apiGroups"] and "*" not in rule["apiGroups"]:
                 continue
             if resource not in rule["resources"] and "*" not in rule["resources"]:
@@ -185,12 +196,12 @@ class FakeKubernetes:
         if self._runner:
             await self._runner.cleanup()
 
-    def kubeconfig(self) -> dict[str, Any]:
+    def kubeconfig(self, token: str = "fake-hub-service-account") -> dict[str, Any]:
         return {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "hub", "user": {"token": "fake-hub-service-account"}}],
+            "users": [{"name": "hub", "user": {"token": token}}],
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "hub"}}],
             "current-context": "fake",
         }
@@ -230,7 +241,9 @@ class FakeKubernetes:
         verb, resource, namespace, name = self._parse(
             request.method, request.match_info["tail"], request.query
         )
-        allowed = self.granted(verb, resource)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        user, rules = self.callers.get(token, (self.subject, self.rules))
+        allowed = self.granted(verb, resource, rules)
         self.calls.append(Call(verb, resource, namespace, name, allowed))
         if resource not in NAMESPACED | CLUSTER_SCOPED:
             return _status(404, "NotFound", f"the server could not find resource {resource}")
@@ -239,7 +252,7 @@ class FakeKubernetes:
             return _status(
                 403,
                 "Forbidden",
-                f'{resource} is forbidden: User "system:serviceaccount:jupyter:hub" cannot '
+                f'{resource} is forbidden: User "{user}" cannot '
                 f'{verb} resource "{resource}" in API group "" {scope}',
             )
         if self.latency:
