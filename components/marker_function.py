@@ -40,6 +40,18 @@ Trigger = Literal["bucket-notification", "eventbridge"]
 # prefix looks just like one, so these are excluded by name: in the EventBridge rule, in the
 # function and in its IAM policy; the hub refuses them as workspace names
 # (hub/extra_config/2_configure_authenticator.py `EODH_RESERVED_WORKSPACE_NAMES`).
+#
+# A positive signal was looked for (docs/operations.md, "The marker function: which prefixes
+# are workspaces"). The `<name>/` folder object the controller puts is no signal: members may
+# delete it (s3-workspace-policy.json grants s3:DeleteObject on `<name>/*`, the key itself
+# included) and it returns only at the controller's next reconcile. The access point
+# `<cluster>-<name>-s3` (workspace-manager `MapObjectStoresToS3Buckets`) is one: members
+# cannot delete it, it exists before their S3 policy does, and the platform's own billing
+# lists workspaces by it (EO-DataHub/eodhp-accounting-s3-usage
+# accounting_s3_usage/sampler/sample_requests.py). Not used yet: it needs the environment's
+# access point prefix as a setting, an s3control GetAccessPoint per new prefix with its IAM
+# grant, and it exists only in the shared bucket. No other top-level prefix of the workspace
+# bucket appears in those sources (the members' policy names only `workflow-harvester/`).
 PLATFORM_PREFIXES: tuple[str, ...] = ("workflow-harvester",)
 _PREFIX_NAME = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
 
