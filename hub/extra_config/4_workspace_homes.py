@@ -104,6 +104,71 @@ def eodh_private_home(spawner, pod):
     return pod
 
 
+# R restores a .RData from the working directory (the shared folder) and runs the .First
+# it holds; no environment variable stops that, only R's --no-restore-data (R's ?Startup).
+# The pod's own copy of each R kernel spec of the image, with that flag added, is put
+# first on JUPYTER_PATH, which jupyter_client searches before the user's and the image's
+# data dirs, and the first spec found under a name wins (jupyter_core paths.jupyter_path,
+# jupyter_client kernelspec.KernelSpecManager.find_kernel_specs). A ConfigMap or the
+# chart's singleuser.extraFiles (a Secret in the hub's namespace) cannot reach pods in
+# ws-* namespaces, so an init container of the notebook's own image writes the specs
+# into an emptyDir. Images without an R kernel get an empty folder.
+EODH_KERNELS_VOLUME = "eodh-kernel-specs"
+EODH_JUPYTER_PATH = "/opt/eodh/jupyter"
+EODH_KERNEL_SPECS_SCRIPT = """
+import json, os, shutil, sys
+from jupyter_client.kernelspec import KernelSpecManager
+out = os.path.join(sys.argv[1], "kernels")
+for name, directory in KernelSpecManager().find_kernel_specs().items():
+    with open(os.path.join(directory, "kernel.json")) as f:
+        spec = json.load(f)
+    argv = spec.get("argv") or []
+    if spec.get("language", "").lower() != "r" or not argv or os.path.basename(argv[0]) != "R":
+        continue
+    shutil.copytree(directory, os.path.join(out, name), dirs_exist_ok=True)
+    # IRkernel: R --slave -e 'IRkernel::main()' --args {connection_file}
+    spec["argv"] = [argv[0], "--no-restore-data", "--no-save", *argv[1:]]
+    with open(os.path.join(out, name, "kernel.json"), "w") as f:
+        json.dump(spec, f)
+    print(f"R kernel spec {name}: {spec['argv']}")
+"""
+
+
+def eodh_r_kernel_specs(pod):
+    from kubernetes_asyncio.client import (
+        V1Container,
+        V1EmptyDirVolumeSource,
+        V1Volume,
+        V1VolumeMount,
+    )
+
+    (notebook,) = [c for c in pod.spec.containers if c.name == EODH_NOTEBOOK_CONTAINER]
+    pod.spec.init_containers = [
+        *(pod.spec.init_containers or []),
+        V1Container(
+            name=EODH_KERNELS_VOLUME,
+            image=notebook.image,
+            image_pull_policy=notebook.image_pull_policy,
+            command=["python3", "-c", EODH_KERNEL_SPECS_SCRIPT, EODH_JUPYTER_PATH],
+            security_context=notebook.security_context,
+            resources=notebook.resources,
+            volume_mounts=[V1VolumeMount(name=EODH_KERNELS_VOLUME, mount_path=EODH_JUPYTER_PATH)],
+        ),
+    ]
+    notebook.volume_mounts = [
+        *(notebook.volume_mounts or []),
+        V1VolumeMount(name=EODH_KERNELS_VOLUME, mount_path=EODH_JUPYTER_PATH, read_only=True),
+    ]
+    pod.spec.volumes = [
+        *(pod.spec.volumes or []),
+        V1Volume(
+            name=EODH_KERNELS_VOLUME,
+            empty_dir=V1EmptyDirVolumeSource(medium="Memory", size_limit="4Mi"),
+        ),
+    ]
+    return pod
+
+
 _eodh_earlier_pod_hook = (
     c.KubeSpawner.modify_pod_hook if "modify_pod_hook" in c.KubeSpawner else None
 )
@@ -112,7 +177,7 @@ _eodh_earlier_pod_hook = (
 def eodh_modify_pod_with_private_home(spawner, pod):
     if _eodh_earlier_pod_hook is not None:
         pod = _eodh_earlier_pod_hook(spawner, pod)
-    return eodh_private_home(spawner, pod)
+    return eodh_r_kernel_specs(eodh_private_home(spawner, pod))
 
 
 c.KubeSpawner.modify_pod_hook = eodh_modify_pod_with_private_home
@@ -136,11 +201,12 @@ EODH_STARTUP_ENVIRONMENT = {
     # planted numpy.py there cannot shadow the real one. Notebooks import their folder's
     # modules only after adding it to sys.path (README, security section).
     "PYTHONSAFEPATH": "1",
+    "JUPYTER_PATH": EODH_JUPYTER_PATH,
     # R reads .Rprofile and .Renviron from the working directory before HOME (R's
     # ?Startup), in the R profile's image (quay.io/jupyter/r-notebook) and any R terminal;
     # naming the user's own files leaves the working directory's unread. (.RData is still
     # restored from it: only the kernel's argv, --no-restore-data, stops that; see
-    # docs/operations.md.)
+    # eodh_r_kernel_specs.)
     "R_PROFILE_USER": f"{EODH_HOME}/.Rprofile",
     "R_ENVIRON_USER": f"{EODH_HOME}/.Renviron",
     # git runs a repository's own core.fsmonitor command on `git status` and its hooks on

@@ -18,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,29 @@ from tests.chart.hub_pod import RenderedRelease, render_chart, spawn_in_workspac
 NEEDS_MOUNT_NAMESPACES = pytest.mark.skipif(os.geteuid() != 0, reason="mount namespaces need root")
 
 
-def mount_script(pod: Mapping[str, Any], claims: Mapping[str, Path]) -> str:
+def mount_script(
+    pod: Mapping[str, Any],
+    claims: Mapping[str, Path],
+    container: Mapping[str, Any] | None = None,
+    empty_dirs: Path | None = None,
+    image_jupyter: Path | None = None,
+) -> str:
+    """The mounts of ``container`` (the notebook's by default). An emptyDir is a folder of
+    ``empty_dirs`` (one per pod, so its containers share it) or else a fresh tmpfs;
+    ``image_jupyter`` stands for the image's own Jupyter data dir (kernel specs)."""
     spec = pod["spec"]
-    (container,) = [c for c in spec["containers"] if c["name"] == "notebook"]
+    if container is None:
+        (container,) = [c for c in spec["containers"] if c["name"] == "notebook"]
     volumes = {v["name"]: v for v in spec.get("volumes") or []}
-    lines = ["set -eu", "mount -t tmpfs tmpfs /home"]
+    # The image's own HOME, empty, under whatever is mounted there.
+    lines = ["set -eu", "mount -t tmpfs tmpfs /home", "mkdir /home/jovyan"]
+    if image_jupyter is not None:
+        # A system data dir of jupyter_core (SYSTEM_JUPYTER_PATH), as an image's is.
+        lines += [
+            "mount -t tmpfs tmpfs /usr/local/share",
+            "mkdir /usr/local/share/jupyter",
+            f"mount --bind {shlex.quote(str(image_jupyter))} /usr/local/share/jupyter",
+        ]
     mounts = sorted(container.get("volumeMounts") or [], key=lambda m: m["mountPath"].count("/"))
     for mount in mounts:
         target = shlex.quote(mount["mountPath"])
@@ -46,6 +65,10 @@ def mount_script(pod: Mapping[str, Any], claims: Mapping[str, Path]) -> str:
                 source = source / mount["subPath"]
                 lines.append(f"mkdir -p {shlex.quote(str(source))}")
             lines.append(f"mount --bind {shlex.quote(str(source))} {target}")
+        elif "emptyDir" in volume and empty_dirs is not None:
+            source = empty_dirs / mount["name"]
+            lines.append(f"mkdir -p {shlex.quote(str(source))}")
+            lines.append(f"mount --bind {shlex.quote(str(source))} {target}")
         elif "emptyDir" in volume:
             lines.append(f"mount -t tmpfs -o size=1m tmpfs {target}")
         else:
@@ -56,19 +79,27 @@ def mount_script(pod: Mapping[str, Any], claims: Mapping[str, Path]) -> str:
 
 
 def pod_command(
-    pod: Mapping[str, Any], claims: Mapping[str, Path], command: str, *, path: str
+    pod: Mapping[str, Any],
+    claims: Mapping[str, Path],
+    command: str,
+    *,
+    path: str,
+    container: Mapping[str, Any] | None = None,
+    empty_dirs: Path | None = None,
+    image_jupyter: Path | None = None,
 ) -> list[str]:
     """``command`` (bash) as the container's user: HOME as the image sets it, the pod's
     own environment, nothing else of this machine's."""
     unshare = shutil.which("unshare")
     if unshare is None:
         raise AssertionError("util-linux unshare is needed to lay out a pod's mounts")
-    (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "notebook"]
+    if container is None:
+        (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "notebook"]
     pod_env = " ".join(
         shlex.quote(f"{e['name']}={e['value']}") for e in container.get("env") or [] if "value" in e
     )
     script = (
-        mount_script(pod, claims)
+        mount_script(pod, claims, container, empty_dirs, image_jupyter)
         + "\ncd /home/jovyan\n"
         + f"exec env -i {pod_env} HOME=/home/jovyan PATH={shlex.quote(path)} "
         + f"bash -c {shlex.quote(command)}"
@@ -83,14 +114,43 @@ def run_in_pod(
     *,
     path: str,
     timeout: float = 60,
+    image_jupyter: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        pod_command(pod, claims, command, path=path),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """The hub's own init containers (eodh-*) first, as the kubelet runs them, then
+    ``command`` in the notebook container. The chart's cloud-metadata blocker is left
+    out: it changes the node's network, not the pod's files."""
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+    with tempfile.TemporaryDirectory(prefix="empty-dirs-") as empty_dirs:
+        for init in pod["spec"].get("initContainers") or []:
+            if not init["name"].startswith("eodh-"):
+                continue
+            argv = shlex.join([*init.get("command", []), *init.get("args", [])])
+            ran = run(
+                pod_command(
+                    pod,
+                    claims,
+                    argv,
+                    path=path,
+                    container=init,
+                    empty_dirs=Path(empty_dirs),
+                    image_jupyter=image_jupyter,
+                )
+            )
+            if ran.returncode != 0:
+                return ran
+        return run(
+            pod_command(
+                pod,
+                claims,
+                command,
+                path=path,
+                empty_dirs=Path(empty_dirs),
+                image_jupyter=image_jupyter,
+            )
+        )
 
 
 def member_pods(release: RenderedRelease, workdir: Path, workspace: str) -> dict[str, Any]:
@@ -155,6 +215,8 @@ echo "open('$M/cwd_kernel_launcher', 'w')" > "$START/ipykernel_launcher.py"
 echo "open('$M/cwd_shadow_module', 'w')" > "$START/yaml.py"
 echo "file.create('$M/r_profile')" > "$START/.Rprofile"
 echo "EODH_PLANTED_RENVIRON=yes" > "$START/.Renviron"
+R --vanilla -s -e ".First <- function() file.create('$M/r_data')" \
+  -e "save(list = '.First', file = '$START/.RData')"
 git init -q "$START" && git -C "$START" config core.fsmonitor "touch '$M/git_fsmonitor'; false"
 printf '#!/bin/sh\ntouch "%s/git_hook"\n' "$M" > "$START/.git/hooks/pre-commit"
 chmod +x "$START/.git/hooks/pre-commit"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import kubernetes_validate
 import pytest
 
 from eodh_jupyterhub.offline import Recording
@@ -90,8 +91,12 @@ def test_the_hub_does_what_kubespawner_does_in_its_workspace(
     ]
     for request, obj in steps:
         assert _decide(policies, request, obj) == [], request
-    # The pod the chart makes carries the privileged metadata blocker; it is admitted.
-    assert [c["name"] for c in spawn.pod["spec"]["initContainers"]] == ["block-cloud-metadata"]
+    # The pod the chart makes carries the privileged metadata blocker and the hub's own
+    # unprivileged one (hub/extra_config/4_workspace_homes.py); both are admitted.
+    init_containers = spawn.pod["spec"]["initContainers"]
+    assert [c["name"] for c in init_containers] == ["block-cloud-metadata", "eodh-kernel-specs"]
+    assert "privileged" not in (init_containers[1].get("securityContext") or {})
+    kubernetes_validate.validate(spawn.pod, "1.31", strict=True)
 
 
 @pytest.mark.parametrize(

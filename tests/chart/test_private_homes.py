@@ -12,6 +12,7 @@ list what mallory planted. The same chart without hub/extra_config/4_workspace_h
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -50,6 +51,7 @@ PLANTS = (
     "cwd_shadow_module",
     "r_profile",
     "r_environ",
+    "r_data",
     "git_fsmonitor",
     "git_hook",
 )
@@ -57,6 +59,25 @@ PLANTS = (
 CWD_PLANTS = {"cwd_kernel_launcher", "cwd_shadow_module"}
 R_PLANTS = {"r_profile", "r_environ"}
 GIT_PLANTS = {"git_fsmonitor", "git_hook"}
+# IRkernel's own kernel spec (IRkernel/IRkernel inst/kernelspec/kernel.json), as the R
+# profile's image installs it in a system data dir.
+IMAGE_IR_SPEC = {
+    "argv": ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"],
+    "display_name": "R",
+    "language": "R",
+}
+# The R kernel as Jupyter starts it: the "ir" spec jupyter_client picks, its main loop
+# (IRkernel, not installed here) standing in for a check of the environment R read.
+START_R_KERNEL = """
+import json, subprocess, sys
+from jupyter_client.kernelspec import get_kernel_spec
+check = "if (nzchar(Sys.getenv('EODH_PLANTED_RENVIRON'))) file.create('%s/r_environ')"
+argv = [
+    check % sys.argv[1] if a == "IRkernel::main()" else a.replace("{connection_file}", "c.json")
+    for a in get_kernel_spec("ir").argv
+]
+subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+"""
 
 PROBE = f"""
 M="$1"
@@ -71,9 +92,7 @@ timeout 60 python -m ipykernel_launcher --version >/dev/null 2>&1
 timeout 60 python -m IPython -c 'import yaml' >/dev/null 2>&1
 # A terminal opens there too; bash reads only HOME's start-up files, never the cwd's.
 bash -i -c true </dev/null >/dev/null 2>&1
-# IRkernel's kernel spec: R --slave -e 'IRkernel::main()' --args <connection file>.
-R --slave -e "if (nzchar(Sys.getenv('EODH_PLANTED_RENVIRON'))) file.create('$M/r_environ')" \
-  --args connection.json >/dev/null 2>&1
+python -c "$START_R_KERNEL" "$M"
 # alice in a terminal there: what a git prompt or extension runs, then a commit.
 git status >/dev/null 2>&1
 git -c user.name=alice -c user.email=alice@example.org commit -q --allow-empty -m x >/dev/null 2>&1
@@ -105,8 +124,12 @@ def _attack(pods: dict[str, Any], tmp_path: Path) -> tuple[set[str], str]:
     claims = {"pvc-alpha": tmp_path / "efs-alpha"}
     markers = tmp_path / "markers"
     planted = plant_as_mallory(pods, claims, markers)
+    image_jupyter = tmp_path / "image-jupyter"
+    (image_jupyter / "kernels/ir").mkdir(parents=True)
+    (image_jupyter / "kernels/ir/kernel.json").write_text(json.dumps(IMAGE_IR_SPEC))
+    probe = f"START_R_KERNEL={shlex.quote(START_R_KERNEL)} bash -c {shlex.quote(PROBE)} probe"
     probed = run_in_pod(
-        pods["alice"], claims, f"bash -c {shlex.quote(PROBE)} probe {markers}", path=PATH
+        pods["alice"], claims, f"{probe} {markers}", path=PATH, image_jupyter=image_jupyter
     )
     assert probed.returncode == 0, probed.stderr
     return {p.name for p in markers.iterdir()}, planted
@@ -140,6 +163,32 @@ def test_without_r_user_files_named_r_reads_those_where_it_starts(
     without = without_environment(without_environment(pods, "R_PROFILE_USER"), "R_ENVIRON_USER")
     fired, _ = _attack(without, tmp_path)
     assert fired == R_PLANTS
+
+
+def test_without_the_pods_own_r_kernel_spec_r_restores_what_is_planted_where_it_starts(
+    pods: dict[str, Any], tmp_path: Path
+) -> None:
+    fired, _ = _attack(without_environment(pods, "JUPYTER_PATH"), tmp_path)
+    assert fired == {"r_data"}
+
+
+def test_the_pods_r_kernel_spec_is_the_images_with_no_restore(
+    pods: dict[str, Any], tmp_path: Path
+) -> None:
+    fired, _ = _attack(pods, tmp_path)
+    assert fired == set()
+    spec = json.loads((tmp_path / "image-jupyter/kernels/ir/kernel.json").read_text())
+    argv = ["R", "--no-restore-data", "--no-save", *spec["argv"][1:]]
+    listed = run_in_pod(
+        pods["alice"],
+        {"pvc-alpha": tmp_path / "efs-alpha"},
+        "jupyter kernelspec list --json",
+        path=PATH,
+        image_jupyter=tmp_path / "image-jupyter",
+    )
+    ir = json.loads(listed.stdout)["kernelspecs"]["ir"]
+    assert ir["resource_dir"] == "/opt/eodh/jupyter/kernels/ir"
+    assert ir["spec"]["argv"] == argv and ir["spec"]["display_name"] == "R"
 
 
 def test_without_the_git_settings_a_planted_repository_runs_its_commands(
