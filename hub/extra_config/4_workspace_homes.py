@@ -70,6 +70,54 @@ def eodh_home_subpath(workspace: str, username: str, secret=None) -> str:
     return f"{EODH_HOMES_DIR}/{safe_slug(username)}-{mac.hexdigest()[:24]}"
 
 
+# A member could have left `.homes` as a symlink while every member's HOME was the whole
+# volume (or under a layout to come): the kubelet follows a symlink that stays inside the
+# volume when it makes a subPath (kubernetes pkg/volume/util/subpath/subpath_linux.go,
+# doBindSubPath), and the home would sit where every member writes. The kubelet makes a
+# container's subPath mounts only when it starts that container (pkg/kubelet/
+# kubelet_pods.go makeMounts, from GenerateRunContainerOptions), after every init
+# container has succeeded, so an init container that finds a symlink on the way stops
+# this start before the home is mounted. Read-only, unprivileged, the notebook's image.
+EODH_WORKSPACE_CHECK_PATH = "/opt/eodh/workspace"
+EODH_HOME_CHECK_SCRIPT = """
+path="$0"
+for part in "$@"; do
+  path="$path/$part"
+  if [ -L "$path" ]; then
+    echo "Refusing to start: ~/workspace/${path#"$0"/} in this workspace's storage is a" \
+      "symbolic link, so your home folder would not be private. Ask the platform's" \
+      "operators to move it aside (docs/operations.md, Rolling out private homes)." >&2
+    exit 1
+  fi
+done
+"""
+
+
+def eodh_home_check(notebook, volume_name, home_subpath):
+    from kubernetes_asyncio.client import V1Container, V1VolumeMount
+
+    return V1Container(
+        name="eodh-home-check",
+        image=notebook.image,
+        image_pull_policy=notebook.image_pull_policy,
+        command=[
+            "sh",
+            "-c",
+            EODH_HOME_CHECK_SCRIPT,
+            EODH_WORKSPACE_CHECK_PATH,
+            *home_subpath.split("/"),
+        ],
+        security_context=notebook.security_context,
+        resources=notebook.resources,
+        # The message becomes the container's termination message, which the pod's
+        # status (and so the spawn's failure) shows.
+        termination_message_policy="FallbackToLogsOnError",
+        volume_mounts=[
+            V1VolumeMount(name=volume_name, mount_path=EODH_WORKSPACE_CHECK_PATH, read_only=True)
+        ],
+    )
+
+
 def eodh_private_home(spawner, pod):
     """Split the workspace volume's one mount at HOME into private home + shared folder."""
     from kubernetes_asyncio.client import V1EmptyDirVolumeSource, V1Volume, V1VolumeMount
@@ -87,6 +135,10 @@ def eodh_private_home(spawner, pod):
         raise RuntimeError(f"expected one whole-volume mount at {EODH_HOME}, got {homes}")
     (home,) = homes
     home.sub_path = eodh_home_subpath(workspace, spawner.user.name)
+    pod.spec.init_containers = [
+        *(pod.spec.init_containers or []),
+        eodh_home_check(notebook, home.name, home.sub_path),
+    ]
     shared = f"{EODH_HOME}/{EODH_SHARED_FOLDER}"
     notebook.volume_mounts += [
         V1VolumeMount(name=home.name, mount_path=shared),

@@ -45,8 +45,10 @@ def mount_script(
     if container is None:
         (container,) = [c for c in spec["containers"] if c["name"] == "notebook"]
     volumes = {v["name"]: v for v in spec.get("volumes") or []}
-    # The image's own HOME, empty, under whatever is mounted there.
+    # The image's own HOME, empty, under whatever is mounted there; the image's own /opt
+    # (the hub mounts its folders there), which holds nothing a probe here runs.
     lines = ["set -eu", "mount -t tmpfs tmpfs /home", "mkdir /home/jovyan"]
+    lines.append("mount -t tmpfs tmpfs /opt")
     if image_jupyter is not None:
         # A system data dir of jupyter_core (SYSTEM_JUPYTER_PATH), as an image's is.
         lines += [

@@ -94,8 +94,15 @@ def test_the_hub_does_what_kubespawner_does_in_its_workspace(
     # The pod the chart makes carries the privileged metadata blocker and the hub's own
     # unprivileged one (hub/extra_config/4_workspace_homes.py); both are admitted.
     init_containers = spawn.pod["spec"]["initContainers"]
-    assert [c["name"] for c in init_containers] == ["block-cloud-metadata", "eodh-kernel-specs"]
-    assert "privileged" not in (init_containers[1].get("securityContext") or {})
+    assert [c["name"] for c in init_containers] == [
+        "block-cloud-metadata",
+        "eodh-home-check",
+        "eodh-kernel-specs",
+    ]
+    for hubs_own in init_containers[1:]:
+        assert "privileged" not in (hubs_own.get("securityContext") or {})
+    # The home check sees the whole workspace volume, and only reads it.
+    assert [m.get("readOnly") for m in init_containers[1]["volumeMounts"]] == [True]
     kubernetes_validate.validate(spawn.pod, "1.31", strict=True)
 
 

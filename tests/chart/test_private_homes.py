@@ -12,6 +12,7 @@ list what mallory planted. The same chart without hub/extra_config/4_workspace_h
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shlex
@@ -118,15 +119,20 @@ def shared_home_pods(
     return member_pods(without, tmp_path_factory.mktemp("shared-home-pods"), "alpha")
 
 
+def _image_jupyter(tmp_path: Path) -> Path:
+    image_jupyter = tmp_path / "image-jupyter"
+    (image_jupyter / "kernels/ir").mkdir(parents=True)
+    (image_jupyter / "kernels/ir/kernel.json").write_text(json.dumps(IMAGE_IR_SPEC))
+    return image_jupyter
+
+
 def _attack(pods: dict[str, Any], tmp_path: Path) -> tuple[set[str], str]:
     # R as the R profile's kernel runs it (.ci/debian-packages installs r-base-core).
     assert shutil.which("R"), "R is needed: run .ci/system-packages"
     claims = {"pvc-alpha": tmp_path / "efs-alpha"}
     markers = tmp_path / "markers"
     planted = plant_as_mallory(pods, claims, markers)
-    image_jupyter = tmp_path / "image-jupyter"
-    (image_jupyter / "kernels/ir").mkdir(parents=True)
-    (image_jupyter / "kernels/ir/kernel.json").write_text(json.dumps(IMAGE_IR_SPEC))
+    image_jupyter = _image_jupyter(tmp_path)
     probe = f"START_R_KERNEL={shlex.quote(START_R_KERNEL)} bash -c {shlex.quote(PROBE)} probe"
     probed = run_in_pod(
         pods["alice"], claims, f"{probe} {markers}", path=PATH, image_jupyter=image_jupyter
@@ -175,17 +181,15 @@ def test_without_the_pods_own_r_kernel_spec_r_restores_what_is_planted_where_it_
 def test_the_pods_r_kernel_spec_is_the_images_with_no_restore(
     pods: dict[str, Any], tmp_path: Path
 ) -> None:
-    fired, _ = _attack(pods, tmp_path)
-    assert fired == set()
-    spec = json.loads((tmp_path / "image-jupyter/kernels/ir/kernel.json").read_text())
-    argv = ["R", "--no-restore-data", "--no-save", *spec["argv"][1:]]
+    (tmp_path / "efs-alpha").mkdir()
     listed = run_in_pod(
         pods["alice"],
         {"pvc-alpha": tmp_path / "efs-alpha"},
         "jupyter kernelspec list --json",
         path=PATH,
-        image_jupyter=tmp_path / "image-jupyter",
+        image_jupyter=_image_jupyter(tmp_path),
     )
+    argv = ["R", "--no-restore-data", "--no-save", *IMAGE_IR_SPEC["argv"][1:]]
     ir = json.loads(listed.stdout)["kernelspecs"]["ir"]
     assert ir["resource_dir"] == "/opt/eodh/jupyter/kernels/ir"
     assert ir["spec"]["argv"] == argv and ir["spec"]["display_name"] == "R"
@@ -244,3 +248,32 @@ def test_the_shared_folder_is_the_file_browsers_root(
     monkeypatch.setenv("JUPYTERHUB_ROOT_DIR", env["JUPYTERHUB_ROOT_DIR"])
     root = load_config().HybridContentsManager.manager_kwargs[""]["root_dir"]
     assert root == "/home/jovyan/workspace"
+
+
+@pytest.mark.parametrize("planted", [".homes", "home"])
+def test_a_server_does_not_start_on_a_symlinked_home(
+    pods: dict[str, Any], tmp_path: Path, planted: str
+) -> None:
+    # Left by a member while every HOME was the whole volume: .homes, or (had they known
+    # its name) alice's own folder, a symlink to a folder every member writes.
+    volume = tmp_path / "efs-alpha"
+    (volume / "everyones").mkdir(parents=True)
+    (alice,) = [c for c in pods["alice"]["spec"]["containers"] if c["name"] == "notebook"]
+    (home,) = [m["subPath"] for m in alice["volumeMounts"] if m["mountPath"] == "/home/jovyan"]
+    if planted == ".homes":
+        (volume / ".homes").symlink_to("everyones")
+    else:
+        (volume / ".homes").mkdir()
+        (volume / home).symlink_to("../everyones")
+    claims = {"pvc-alpha": volume}
+    started = run_in_pod(pods["alice"], claims, "touch ~/mine", path=PATH)
+    assert started.returncode != 0
+    assert "is a symbolic link, so your home folder would not be private" in started.stderr
+    assert not any((volume / "everyones").rglob("mine"))
+    # Without the check, alice's HOME is the folder every member writes.
+    unchecked = copy.deepcopy(pods["alice"])
+    unchecked["spec"]["initContainers"] = [
+        c for c in unchecked["spec"]["initContainers"] if c["name"] != "eodh-home-check"
+    ]
+    assert run_in_pod(unchecked, claims, "touch ~/mine", path=PATH).returncode == 0
+    assert any((volume / "everyones").rglob("mine"))
