@@ -58,7 +58,7 @@ PLANTS = (
 )
 # Those the working directory fires, which PYTHONSAFEPATH alone stops.
 CWD_PLANTS = {"cwd_kernel_launcher", "cwd_shadow_module"}
-R_PLANTS = {"r_profile", "r_environ"}
+R_PLANTS = {"r_profile", "r_environ", "r_data"}
 GIT_PLANTS = {"git_fsmonitor", "git_hook"}
 # IRkernel's own kernel spec (IRkernel/IRkernel inst/kernelspec/kernel.json), as the R
 # profile's image installs it in a system data dir.
@@ -163,19 +163,16 @@ def test_without_safe_path_a_kernel_runs_what_is_planted_where_it_starts(
     assert fired == CWD_PLANTS
 
 
-def test_without_r_user_files_named_r_reads_those_where_it_starts(
+def test_without_r_user_files_named_nor_its_kernel_spec_r_reads_those_where_it_starts(
     pods: dict[str, Any], tmp_path: Path
 ) -> None:
-    without = without_environment(without_environment(pods, "R_PROFILE_USER"), "R_ENVIRON_USER")
+    # Each R protection off at once (one R start shows all three): R reads the working
+    # directory's .Rprofile and .Renviron, and the image's own kernel spec restores .RData.
+    without = pods
+    for name in ("R_PROFILE_USER", "R_ENVIRON_USER", "JUPYTER_PATH"):
+        without = without_environment(without, name)
     fired, _ = _attack(without, tmp_path)
     assert fired == R_PLANTS
-
-
-def test_without_the_pods_own_r_kernel_spec_r_restores_what_is_planted_where_it_starts(
-    pods: dict[str, Any], tmp_path: Path
-) -> None:
-    fired, _ = _attack(without_environment(pods, "JUPYTER_PATH"), tmp_path)
-    assert fired == {"r_data"}
 
 
 def test_the_pods_r_kernel_spec_is_the_images_with_no_restore(
