@@ -203,9 +203,10 @@ class ClusterHub(RealHub):
         *,
         retry_after_cap: float | None = None,
         deadline: float = 300,
+        dropped_after: float = DROPPED_AFTER,
     ) -> SpawnOutcome:
         """Press the button, wait on the 'try again' page as asked, until the notebook
-        answers through the proxy or the spawn fails."""
+        answers through the proxy or the spawn fails (dropped_after: DROPPED_AFTER)."""
         started = time.monotonic()
         throttled = 0
         dropped = 0
@@ -264,7 +265,7 @@ class ClusterHub(RealHub):
                         f"HTTP {pending.status_code}: {self.spawn_failure(username)}",
                     )
                 idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since > DROPPED_AFTER:
+                if time.monotonic() - idle_since > dropped_after:
                     # The hub throttled the spawn after it had sent the user to this page
                     # (the limit is checked after the pre-spawn refresh): the page says
                     # "Server not running" and nothing else. The user presses Start again.
@@ -335,8 +336,11 @@ def users_for(count: int, prefix: str = "load") -> dict[str, list[str]]:
 
 
 @contextlib.contextmanager
-def cluster_hub(keycloak: FakeKeycloak, workdir: Path) -> Iterator[ClusterHub]:
-    """A ClusterHub with its fake API, stopped with everything it started."""
+def cluster_hub(
+    keycloak: FakeKeycloak, workdir: Path, env: Mapping[str, str] | None = None
+) -> Iterator[ClusterHub]:
+    """A ClusterHub with its fake API, stopped with everything it started; env adds to
+    the hub's environment (hub_cluster_overrides.py reads the test-only settings)."""
     with serving_in_thread(FakeKubernetes(hub_cluster_role_rules())) as kube:
         kubeconfig = workdir / "kubeconfig"
         kubeconfig.write_text(json.dumps(kube.fake.kubeconfig()))
@@ -347,6 +351,7 @@ def cluster_hub(keycloak: FakeKeycloak, workdir: Path) -> Iterator[ClusterHub]:
             kubeconfig=kubeconfig,
             overrides=CLUSTER_OVERRIDES,
             kube=kube,
+            env_overrides=dict(env or {}),
         )
         keycloak.redirect_uri = f"{hub.url}/hub/oauth_callback"
         try:

@@ -47,3 +47,12 @@ c.KubeSpawner.events_enabled = True
 c.KubeSpawner.start_timeout = 300
 c.KubeSpawner.image = "public.ecr.aws/eodh/eodh-default-notebook:python-3.12-0.2.11"
 c.KubeSpawner.port = int(os.environ["EODH_TEST_NOTEBOOK_PORT"])
+
+# Smaller than production for tests/hub/test_load_faults.py only, which checks what
+# happens at the limits, not their size (bench/load runs the production values;
+# tests/hub/test_extra_config.py holds those): a spawn limit a handful of users reach,
+# and a route check a restarted proxy does not wait 10 s for.
+if os.environ.get("EODH_TEST_SPAWN_LIMIT"):
+    c.JupyterHub.concurrent_spawn_limit = int(os.environ["EODH_TEST_SPAWN_LIMIT"])
+if os.environ.get("EODH_TEST_ROUTE_CHECK_SECONDS"):
+    c.JupyterHub.last_activity_interval = int(os.environ["EODH_TEST_ROUTE_CHECK_SECONDS"])

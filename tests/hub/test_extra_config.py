@@ -86,6 +86,9 @@ def test_hub_policies(c):
     # The Resource Catalogue's launches need named servers (test_launch_url.py).
     assert c.JupyterHub.allow_named_servers is True
     assert c.JupyterHub.concurrent_spawn_limit > 0
+    # A restarted proxy has no routes until this check puts them back (make load: cut
+    # off for up to a minute at the chart's 60 s); test_load_faults.py shortens it.
+    assert 0 < c.JupyterHub.last_activity_interval <= 10
     assert 0 < c.JupyterHub.cookie_max_age_days <= 1
 
 
