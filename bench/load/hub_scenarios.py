@@ -108,27 +108,56 @@ def start_servers(
     return {o.user: s for s, o in results if s is not None}
 
 
-def check_consistent(hub: ClusterHub, expected: set[str], *, at_least: bool = False) -> None:
+def check_consistent(
+    hub: ClusterHub,
+    expected: set[str],
+    *,
+    at_least: bool = False,
+    named: set[tuple[str, str]] | None = None,
+) -> None:
     """The hub's view matches the API's: one pod per ready server, no pod without one; and
-    the servers are `expected` (or include it: a spawn reported failed may have come up
-    later from the same press)."""
-    servers = hub.running_servers()
-    pods = {p.removeprefix("jupyter-") for p in hub.pods()}
-    if servers != pods or (not expected <= servers if at_least else servers != expected):
+    the servers are `expected` users' default servers plus the `named` (user, server)
+    ones (or include them: a spawn reported failed may have come up later from the same
+    press)."""
+    servers = hub.ready_servers()
+    pods = hub.pod_servers()
+    expected_servers = {(u, "") for u in expected} | (named or set())
+    if len(pods) != len(hub.pods()):
+        raise AssertionError("two pods for one server")
+    if servers != pods or (
+        not expected_servers <= servers if at_least else servers != expected_servers
+    ):
         raise AssertionError(
             f"hub and API disagree: servers-only {sorted(servers - pods)[:5]}, "
-            f"pods-only {sorted(pods - servers)[:5]}, missing {sorted(expected - servers)[:5]}, "
-            f"unexpected {sorted(servers - expected)[:5]}"
+            f"pods-only {sorted(pods - servers)[:5]}, "
+            f"missing {sorted(expected_servers - servers)[:5]}, "
+            f"unexpected {sorted(servers - expected_servers)[:5]}"
         )
 
 
 # -- 1. burst -------------------------------------------------------------------------------
+# One user in LAUNCH_EVERY follows a Resource Catalogue launch link (a named server, as
+# tests/hub/test_launch_url.py and docs/platform-contract.md describe) instead of the form.
+LAUNCH_EVERY = 4
+
+
+def launched_server(index: int) -> str:
+    """A server name in the launch service's shape (eodhp-guide parameterised-notebook-
+    and-workflow-launch.md: ndvi-notebook_123456)."""
+    return f"ndvi-notebook_{100000 + index}"
+
+
 def burst(kc: FakeKeycloak, users: list[str], spread: float = 10.0) -> list[Row]:
-    """Everyone logs in and presses Start within `spread` seconds; throttled users wait as
-    the 'try again' page asks (Retry-After) and press again."""
+    """Everyone logs in and presses Start, or follows a launch link for a named server
+    (one in LAUNCH_EVERY), within `spread` seconds; throttled users wait as the 'try
+    again' page asks (Retry-After) and press again. Afterwards users whose server runs
+    follow a launch link into that same workspace: refused (409) by design, nothing
+    stopped."""
     with deployment(kc) as hub:
         assert hub.process is not None
         logins: list[float] = []
+        sessions: dict[str, requests.Session] = {}
+        launchers = {u: launched_server(i) for i, u in enumerate(users) if i % LAUNCH_EVERY == 3}
 
         def user_run(index_user: tuple[int, str]) -> SpawnOutcome:
             index, user = index_user
@@ -139,7 +168,10 @@ def burst(kc: FakeKeycloak, users: list[str], spread: float = 10.0) -> list[Row]
             except (LoginFailed, requests.RequestException) as error:
                 return SpawnOutcome(user, False, 0.0, error=str(error))
             logins.append(time.monotonic() - started)
-            return hub.spawn_until_ready(session, user, workspace_of(kc, user))
+            sessions[user] = session
+            return hub.spawn_until_ready(
+                session, user, workspace_of(kc, user), server=launchers.get(user, "")
+            )
 
         started = time.monotonic()
         with HubSampler(hub.process.pid) as sampler, ThreadPoolExecutor(len(users)) as pool:
@@ -149,12 +181,33 @@ def burst(kc: FakeKeycloak, users: list[str], spread: float = 10.0) -> list[Row]
         failures = [o for o in outcomes if not o.ok]
         if failures:
             print("burst failures:", failures[:5], file=sys.stderr)
-        check_consistent(hub, {o.user for o in ok}, at_least=True)
+        check_consistent(
+            hub,
+            {o.user for o in ok if o.user not in launchers},
+            named={(o.user, launchers[o.user]) for o in ok if o.user in launchers},
+            at_least=True,
+        )
         seconds = [o.seconds for o in ok]
+        named_seconds = [o.seconds for o in ok if o.user in launchers]
         exchanges = len(kc.grants(EXCHANGE_GRANT))
+        refused = second_launches(hub, kc, sessions, [o.user for o in ok][:10])
         n = len(users)
         rows = [
             (f"burst {n}: spawns succeeded / attempted", f"{len(ok)} / {n}"),
+            (
+                f"burst {n}: of which named servers via a launch link: ok / attempted, "
+                "click to notebook p50 / max",
+                f"{len(named_seconds)} / {len(launchers)}, "
+                + (
+                    f"{statistics.median(named_seconds):.1f} / {max(named_seconds):.1f} s"
+                    if named_seconds
+                    else "-"
+                ),
+            ),
+            (
+                f"burst {n}: then a launch link into the workspace whose server runs",
+                f"{refused} / {min(10, len(ok))} refused with 409, no server stopped",
+            ),
             (
                 f"burst {n}: click to notebook p50 / p95 / max",
                 f"{statistics.median(seconds):.1f} / {percentile(seconds, 0.95):.1f} / "
@@ -188,6 +241,24 @@ def burst(kc: FakeKeycloak, users: list[str], spread: float = 10.0) -> list[Row]
         if errors:
             rows.append((f"burst {n}: errors", "; ".join(errors)[:300]))
         return rows
+
+
+def second_launches(
+    hub: ClusterHub, kc: FakeKeycloak, sessions: dict[str, requests.Session], users: list[str]
+) -> int:
+    """Each user follows a launch link for a new named server into the workspace where
+    their server runs; the hub refuses it (409) and stops nothing. Returns the refusals."""
+    ready = hub.ready_servers()
+    pods = hub.pod_servers()
+    refused = 0
+    for index, user in enumerate(users):
+        response = hub.open_launch(
+            sessions[user], user, f"second-{launched_server(index)}", workspace_of(kc, user)
+        )
+        refused += response.status_code == 409
+    if hub.ready_servers() != ready or hub.pod_servers() != pods:
+        raise AssertionError("a launch link stopped or started a server")
+    return refused
 
 
 # -- 2. hub restart -------------------------------------------------------------------------

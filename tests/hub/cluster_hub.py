@@ -186,11 +186,24 @@ class ClusterHub(RealHub):
             timeout=120,
         )
 
-    def reaches_notebook(self, session: requests.Session, username: str) -> bool:
+    def open_launch(
+        self, session: requests.Session, username: str, server: str, workspace: str
+    ) -> requests.Response:
+        """Follow the Resource Catalogue's launch link for a named server
+        (tests/hub/test_launch_url.py: the URL as the launch service writes it)."""
+        notebook = f"{self.url}/user/{username}/{server}/lab/tree/s3/jupyter/{server}.ipynb"
+        return session.get(
+            f"{self.url}/hub/spawn/{username}/{server}?workspace={workspace}&next={notebook}",
+            allow_redirects=False,
+            timeout=120,
+        )
+
+    def reaches_notebook(self, session: requests.Session, username: str, server: str = "") -> bool:
         """The user's own notebook answers through the proxy (not the hub's pages)."""
+        prefix = f"{username}/{server}" if server else username
         with contextlib.suppress(requests.RequestException):
             response = session.get(
-                f"{self.url}/user/{username}/lab", allow_redirects=False, timeout=10
+                f"{self.url}/user/{prefix}/lab", allow_redirects=False, timeout=10
             )
             return response.status_code == 200 and STUB_TITLE in response.text
         return False
@@ -204,15 +217,23 @@ class ClusterHub(RealHub):
         retry_after_cap: float | None = None,
         deadline: float = 300,
         dropped_after: float = DROPPED_AFTER,
+        server: str = "",
     ) -> SpawnOutcome:
-        """Press the button, wait on the 'try again' page as asked, until the notebook
-        answers through the proxy or the spawn fails (dropped_after: DROPPED_AFTER)."""
+        """Press the button (for a named server: follow its launch link), wait on the 'try
+        again' page as asked, until the notebook answers through the proxy or the spawn
+        fails (dropped_after: DROPPED_AFTER)."""
+
+        def press() -> requests.Response:
+            if server:
+                return self.open_launch(session, username, server, workspace)
+            return self.press_spawn(session, workspace)
+
         started = time.monotonic()
         throttled = 0
         dropped = 0
         throttle_page = ""
         while True:
-            response = self.press_spawn(session, workspace)
+            response = press()
             # JupyterHub throttles with 429 and Retry-After (the REST API), or shows the
             # spawn form again with the message (the form's POST).
             retry = re.search(r"Try again in (\d+) (seconds|minutes)", response.text)
@@ -239,7 +260,7 @@ class ClusterHub(RealHub):
             break
         idle_since: float | None = None
         while time.monotonic() - started < deadline:
-            if self.reaches_notebook(session, username):
+            if self.reaches_notebook(session, username, server):
                 return SpawnOutcome(
                     username,
                     True,
@@ -250,19 +271,22 @@ class ClusterHub(RealHub):
                     dropped,
                 )
             model = self.admin("GET", f"/users/{username}").json()
-            if (model.get("servers") or {}).get("") is not None:
+            if (model.get("servers") or {}).get(server) is not None:
                 idle_since = None
             else:
                 # Not pending yet (the pre-spawn refresh runs first) or failed: the
                 # pending page tells which, as it tells the user.
-                pending = session.get(f"{self.url}/hub/spawn-pending/{username}", timeout=30)
+                pending = session.get(
+                    f"{self.url}/hub/spawn-pending/{username}{'/' + server if server else ''}",
+                    timeout=30,
+                )
                 if pending.status_code >= 400:
                     return SpawnOutcome(
                         username,
                         False,
                         time.monotonic() - started,
                         throttled,
-                        f"HTTP {pending.status_code}: {self.spawn_failure(username)}",
+                        f"HTTP {pending.status_code}: {self.spawn_failure(username, server)}",
                     )
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since > dropped_after:
@@ -271,17 +295,17 @@ class ClusterHub(RealHub):
                     # "Server not running" and nothing else. The user presses Start again.
                     dropped += 1
                     idle_since = None
-                    self.press_spawn(session, workspace)
+                    press()
             time.sleep(0.25)
-        server = (self.admin("GET", f"/users/{username}").json().get("servers") or {}).get("")
-        state = "no server" if server is None else f"pending {server.get('pending')!r}"
+        model = (self.admin("GET", f"/users/{username}").json().get("servers") or {}).get(server)
+        state = "no server" if model is None else f"pending {model.get('pending')!r}"
         return SpawnOutcome(username, False, deadline, throttled, f"not ready in time ({state})")
 
-    def spawn_failure(self, username: str) -> str:
+    def spawn_failure(self, username: str, server: str = "") -> str:
         """What the spawn-pending page's progress bar tells the user when a spawn failed
         (the last event of the progress stream, as the page's JavaScript shows it)."""
         with requests.get(
-            f"{self.api_url}/users/{username}/server/progress",
+            f"{self.api_url}/users/{username}/server{'s/' + server if server else ''}/progress",
             headers={"Authorization": f"token {ADMIN_TOKEN}"},
             stream=True,
             timeout=30,
@@ -302,6 +326,25 @@ class ClusterHub(RealHub):
 
     def pods(self) -> set[str]:
         return {name for _, name in self.fake.objects.get("pods", {})}
+
+    def pod_servers(self) -> set[tuple[str, str]]:
+        """(user, server name) of every pod, from the annotations KubeSpawner 7.1 sets
+        (spawner.py _build_common_annotations; no servername on a default server's pod)."""
+        return {
+            (a["hub.jupyter.org/username"], a.get("hub.jupyter.org/servername", ""))
+            for pod in list(self.fake.objects.get("pods", {}).values())
+            for a in [pod["metadata"].get("annotations") or {}]
+        }
+
+    def ready_servers(self) -> set[tuple[str, str]]:
+        """(user, server name) of every server, default or named, the hub reports ready."""
+        users = self.admin("GET", "/users", params={"state": "active"}).json()
+        return {
+            (u["name"], name)
+            for u in users
+            for name, model in (u.get("servers") or {}).items()
+            if model.get("ready")
+        }
 
     def running_servers(self) -> set[str]:
         """Users whose default server the hub reports ready."""
