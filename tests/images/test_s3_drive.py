@@ -163,10 +163,12 @@ def test_credentials_expire_mid_session_and_reassume_with_the_refreshed_token(
 ) -> None:
     workspace = new_workspace()
     # The spawner's token is about to expire; the hub will hand out fresh ones.
-    spawn_token = fake_jwt(time.time() + 4, n=1)
+    spawn_token = fake_jwt(time.time() + 3, n=1)
     fresh = fake_jwt(time.time() + 3600, n=2)
     hub.issue(fresh, workspace, time.time() + 3600)
-    duration = 8  # seconds of STS session; re-assumed 2 s before expiry
+    # Seconds of STS session: re-assumed 1.25 s before expiry (refresh_window), which
+    # leaves the token refresh above (at ~2.25 s) room before the wait below ends.
+    duration = 5
     monkeypatch.setattr(aws.sts, "session_seconds", duration)
     env = env_for(aws, tmp_path, workspace, spawn_token, hub_api_url=hub.api_url)
     first_call = len(aws.sts.tokens)
