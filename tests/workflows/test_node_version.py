@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.workflows.shell_path import bin_with
+
 ROOT = Path(__file__).resolve().parents[2]
 NODE_VERSION_FILE = ROOT / ".node-version"
 LOCK = ROOT / "package-lock.json"
@@ -212,12 +214,7 @@ BASE_TOOLS = ("sh", "bash", "dirname", "mktemp", "rm", "cat", "head", "tr", "cut
 
 def run_ci_with_node(tmp_path: Path, node_script: str | None) -> tuple[int, str, list[str]]:
     """Run .ci/run with `node` replaced; every tool it would use next only logs and exits 97."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in BASE_TOOLS:
-        found = shutil.which(tool)
-        assert found, tool
-        (bin_dir / tool).symlink_to(found)
+    bin_dir = bin_with(tmp_path, BASE_TOOLS)
     log = tmp_path / "called.log"
     for tool in SHIMMED:
         shim = bin_dir / tool

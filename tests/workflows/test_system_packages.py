@@ -9,12 +9,13 @@ and exits 1 for an unknown one) and log their arguments.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import yaml
+
+from tests.workflows.shell_path import bin_with
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / ".ci" / "system-packages"
@@ -28,12 +29,7 @@ def packages() -> list[str]:
 
 
 def run(tmp_path: Path, installed: set[str], uid: int | None) -> tuple[int, str, list[str]]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in BASE_TOOLS:
-        found = shutil.which(tool)
-        assert found, tool
-        (bin_dir / tool).symlink_to(found)
+    bin_dir = bin_with(tmp_path, BASE_TOOLS)
     log = tmp_path / "calls.log"
     status = "\n".join(f"{p}) printf 'install ok installed'; exit 0;;" for p in installed)
     shims = {
@@ -101,10 +97,7 @@ def test_root_installs_exactly_what_is_missing(tmp_path):
 
 
 def test_not_debian_stops_with_the_reason(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in BASE_TOOLS:
-        (bin_dir / tool).symlink_to(shutil.which(tool) or tool)
+    bin_dir = bin_with(tmp_path, BASE_TOOLS)
     result = subprocess.run(
         [str(bin_dir / "bash"), str(SCRIPT)],
         env={"PATH": str(bin_dir)},
