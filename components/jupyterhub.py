@@ -98,15 +98,15 @@ class JupyterHubArgs:
 
 def _ingress_spec(
     hosts: Sequence[str],
-    path: k8s.networking.v1.HTTPIngressPathArgs,
+    paths: Sequence[k8s.networking.v1.HTTPIngressPathArgs],
     tls_secret_name: str | None,
 ) -> k8s.networking.v1.IngressSpecArgs:
-    """`path` on each of `hosts`, with TLS for them when a certificate Secret is named."""
+    """`paths` on each of `hosts`, with TLS for them when a certificate Secret is named."""
     return k8s.networking.v1.IngressSpecArgs(
         ingress_class_name="nginx",
         rules=[
             k8s.networking.v1.IngressRuleArgs(
-                host=host, http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[path])
+                host=host, http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=list(paths))
             )
             for host in hosts
         ],
@@ -176,33 +176,56 @@ class JupyterHub(pulumi.ComponentResource):
         )
         # Only the hub's own host: a request for any other host (a forged Host header, a
         # workspace's <ws>.<workspacesDomain>) never reaches the hub through this Ingress.
-        k8s.networking.v1.Ingress(
+        self._declare_ingress(
             f"{name}-ingress",
+            "jupyterhub",
+            args,
+            labels,
+            {
+                # Needs the controller's allow-snippet-annotations "true" and
+                # annotations-risk-level Critical (docs/operations.md). Without them its
+                # admission webhook refuses this Ingress, or, with no webhook, the
+                # controller drops the snippet and serves it unguarded (preflight checks).
+                CONFIGURATION_SNIPPET: header_guard_snippet(IDENTITY_HEADERS),
+                "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
+                "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
+                "nginx.ingress.kubernetes.io/proxy-body-size": args.max_body_size,
+                "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+            },
+            _ingress_spec([args.hub_host], [path], args.tls_secret_name),
+            release,
+        )
+        self._metrics_refusal_ingress(name, args, labels, backend, release)
+        if args.hub_extra_hosts:
+            self._redirect_ingress(name, args, labels, path, release)
+
+    def _declare_ingress(
+        self,
+        resource_name: str,
+        object_name: str,
+        args: JupyterHubArgs,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+        spec: k8s.networking.v1.IngressSpecArgs,
+        release: k8s.helm.v3.Release,
+    ) -> None:
+        """One of the hub's Ingresses in its namespace, after the release it routes to."""
+        k8s.networking.v1.Ingress(
+            resource_name,
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="jupyterhub",
+                name=object_name,
                 namespace=args.namespace,
                 labels=labels,
                 annotations={
                     # The hub authenticates users itself (Keycloak OAuth): the platform's
                     # global auth would demand a second login and strip the hub's cookies.
                     "nginx.ingress.kubernetes.io/enable-global-auth": "false",
-                    # Needs the controller's allow-snippet-annotations "true" and
-                    # annotations-risk-level Critical (docs/operations.md). Without them its
-                    # admission webhook refuses this Ingress, or, with no webhook, the
-                    # controller drops the snippet and serves it unguarded (preflight checks).
-                    CONFIGURATION_SNIPPET: header_guard_snippet(IDENTITY_HEADERS),
-                    "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
-                    "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
-                    "nginx.ingress.kubernetes.io/proxy-body-size": args.max_body_size,
-                    "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+                    **annotations,
                 },
             ),
-            spec=_ingress_spec([args.hub_host], path, args.tls_secret_name),
+            spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
         )
-        self._metrics_refusal_ingress(name, args, labels, backend, release)
-        if args.hub_extra_hosts:
-            self._redirect_ingress(name, args, labels, path, release)
 
     def _metrics_refusal_ingress(
         self,
@@ -225,34 +248,14 @@ class JupyterHub(pulumi.ComponentResource):
             k8s.networking.v1.HTTPIngressPathArgs(path=path, path_type="Exact", backend=backend)
             for path in METRICS_PATHS
         ]
-        k8s.networking.v1.Ingress(
+        self._declare_ingress(
             f"{name}-metrics-refusal",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="jupyterhub-metrics-refusal",
-                namespace=args.namespace,
-                labels=labels,
-                annotations={
-                    "nginx.ingress.kubernetes.io/enable-global-auth": "false",
-                    CONFIGURATION_SNIPPET: metrics_refusal_snippet(),
-                },
-            ),
-            spec=k8s.networking.v1.IngressSpecArgs(
-                ingress_class_name="nginx",
-                rules=[
-                    k8s.networking.v1.IngressRuleArgs(
-                        host=args.hub_host,
-                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=refused),
-                    )
-                ],
-                tls=[
-                    k8s.networking.v1.IngressTLSArgs(
-                        hosts=[args.hub_host], secret_name=args.tls_secret_name
-                    )
-                ]
-                if args.tls_secret_name
-                else None,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
+            "jupyterhub-metrics-refusal",
+            args,
+            labels,
+            {CONFIGURATION_SNIPPET: metrics_refusal_snippet()},
+            _ingress_spec([args.hub_host], refused, args.tls_secret_name),
+            release,
         )
 
     def _redirect_ingress(
@@ -273,22 +276,19 @@ class JupyterHub(pulumi.ComponentResource):
         308 keeps the method and body of a POST.
         """
         hosts = list(args.hub_extra_hosts)
-        k8s.networking.v1.Ingress(
+        self._declare_ingress(
             f"{name}-redirect",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="jupyterhub-redirect",
-                namespace=args.namespace,
-                labels=labels,
-                annotations={
-                    "nginx.ingress.kubernetes.io/enable-global-auth": "false",
-                    "nginx.ingress.kubernetes.io/permanent-redirect": (
-                        f"https://{args.hub_host}$request_uri"
-                    ),
-                    "nginx.ingress.kubernetes.io/permanent-redirect-code": "308",
-                },
-            ),
+            "jupyterhub-redirect",
+            args,
+            labels,
+            {
+                "nginx.ingress.kubernetes.io/permanent-redirect": (
+                    f"https://{args.hub_host}$request_uri"
+                ),
+                "nginx.ingress.kubernetes.io/permanent-redirect-code": "308",
+            },
             # ingress-nginx only applies a redirect to a rule with a path and backend
             # (kubernetes/ingress-nginx issue 1405); nothing is proxied to it.
-            spec=_ingress_spec(hosts, path, args.tls_secret_name),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
+            _ingress_spec(hosts, [path], args.tls_secret_name),
+            release,
         )
