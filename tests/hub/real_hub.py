@@ -297,6 +297,15 @@ class RealHub:
             time.sleep(0.2)
         raise AssertionError(f"{username}'s server never {'started' if running else 'stopped'}")
 
+    def start_default_server(self, username: str, workspace: str) -> dict[str, Any]:
+        """Start the user's default server through the REST API, wait until it is ready and
+        return the spawn's record (its environment holds the server's API token)."""
+        started = self.admin("POST", f"/users/{username}/server", json={"workspace": workspace})
+        assert started.status_code in (201, 202), started.text
+        record = self.wait_for_record(username)
+        self.wait_for_server(username, running=True)
+        return record
+
     def forget_record(self, username: str) -> None:
         (self.record_dir / f"{username}.json").unlink(missing_ok=True)
 

@@ -68,10 +68,7 @@ def test_a_forged_request_with_the_users_cookie_starts_nothing(real_hub, kc, hea
 
 def test_a_servers_token_acts_only_on_its_own_server(real_hub, kc) -> None:
     real_hub.login(kc, "victor")
-    started = real_hub.admin("POST", "/users/victor/server", json={"workspace": "kappa"})
-    assert started.status_code in (201, 202), started.text
-    token = real_hub.wait_for_record("victor")["env"]["JUPYTERHUB_API_TOKEN"]
-    real_hub.wait_for_server("victor", running=True)
+    token = real_hub.start_default_server("victor", "kappa")["env"]["JUPYTERHUB_API_TOKEN"]
     # The same owner's named server in their other workspace.
     named = real_hub.admin(
         "POST", "/users/victor/servers/lambda-server", json={"workspace": "lambda"}

@@ -139,10 +139,7 @@ def test_a_server_gets_only_its_own_workspace_whatever_it_asks(real_hub, dave_se
 
 def test_no_workspace_token_for_a_server_that_is_not_running(real_hub, kc):
     real_hub.login(kc, "frank")
-    started = real_hub.admin("POST", "/users/frank/server", json={"workspace": "eta"})
-    assert started.status_code in (201, 202), started.text
-    server_token = real_hub.wait_for_record("frank")["env"]["JUPYTERHUB_API_TOKEN"]
-    real_hub.wait_for_server("frank", running=True)
+    server_token = real_hub.start_default_server("frank", "eta")["env"]["JUPYTERHUB_API_TOKEN"]
     # A token of frank's own that holds the scope and outlives the server.
     created = real_hub.admin(
         "POST", "/users/frank/tokens", json={"scopes": ["custom:eodh:workspace-token!user"]}

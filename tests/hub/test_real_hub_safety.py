@@ -20,10 +20,7 @@ def test_stopping_servers_and_deleting_the_user_never_deletes_a_volume(real_hub,
     real_hub.login(kc, "erin")
     for _ in range(2):
         real_hub.forget_record("erin")
-        started = real_hub.admin("POST", "/users/erin/server", json={"workspace": "zeta"})
-        assert started.status_code in (201, 202), started.text
-        assert real_hub.wait_for_record("erin")["pvc_name"] == "pvc-zeta"
-        real_hub.wait_for_server("erin", running=True)
+        assert real_hub.start_default_server("erin", "zeta")["pvc_name"] == "pvc-zeta"
         if _ == 0:
             stopped = real_hub.admin("DELETE", "/users/erin/server")
             assert stopped.status_code in (202, 204), stopped.text
