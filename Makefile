@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # account, a jupyter server) start once. Most of the suite waits on real processes (hub,
 # browser, moto server) or is CPU-bound Python, so two workers on two cores halve the run
 # (README, "Tests"). PYTEST_WORKERS= runs everything in one process.
-PYTEST_WORKERS ?= -n auto --dist loadfile
+PYTEST_WORKERS ?= -n auto --dist loadfile --no-loadscope-reorder
 
 A ?= staging
 B ?= prod

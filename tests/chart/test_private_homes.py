@@ -80,25 +80,37 @@ argv = [
 subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
 """
 
-PROBE = f"""
-M="$1"
+# The start-ups alice's server runs, by what fires them. Each runs in alice's pod; a plant
+# that runs touches its marker in "$M".
+PROBE_AT_HOME = f"""
 jupyter labextension list 2>&1 | grep -q evil-ext && touch "$M/labextension"
 jupyter kernelspec list --json 2>/dev/null | grep -q '"evil"' && touch "$M/kernelspec"
 python -m IPython -c pass >/dev/null 2>&1
 {BASE_PYTHON} -c 'import requests' >/dev/null 2>&1
 bash -i -c true </dev/null >/dev/null 2>&1
-# A kernel starting where jupyter_server starts it, then a notebook importing a module.
-cd "${{JUPYTERHUB_ROOT_DIR:-$HOME}}"
+"""
+# Where jupyter_server starts kernels and terminals: the file browser's root.
+IN_ROOT_DIR = 'cd "${JUPYTERHUB_ROOT_DIR:-$HOME}"\n'
+# A kernel starting there, then a notebook importing a module; a terminal opens there too
+# (bash reads only HOME's start-up files, never the cwd's).
+PROBE_KERNEL_IN_ROOT = (
+    IN_ROOT_DIR
+    + """
 timeout 60 python -m ipykernel_launcher --version >/dev/null 2>&1
 timeout 60 python -m IPython -c 'import yaml' >/dev/null 2>&1
-# A terminal opens there too; bash reads only HOME's start-up files, never the cwd's.
 bash -i -c true </dev/null >/dev/null 2>&1
-python -c "$START_R_KERNEL" "$M"
+"""
+)
+PROBE_R_IN_ROOT = IN_ROOT_DIR + 'python -c "$START_R_KERNEL" "$M"\n'
 # alice in a terminal there: what a git prompt or extension runs, then a commit.
+PROBE_GIT_IN_ROOT = (
+    IN_ROOT_DIR
+    + """
 git status >/dev/null 2>&1
 git -c user.name=alice -c user.email=alice@example.org commit -q --allow-empty -m x >/dev/null 2>&1
-true
 """
+)
+PROBE = PROBE_AT_HOME + PROBE_KERNEL_IN_ROOT + PROBE_R_IN_ROOT + PROBE_GIT_IN_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -126,14 +138,19 @@ def _image_jupyter(tmp_path: Path) -> Path:
     return image_jupyter
 
 
-def _attack(pods: dict[str, Any], tmp_path: Path) -> tuple[set[str], str]:
+def _attack(
+    pods: dict[str, Any], tmp_path: Path, probe_script: str = PROBE
+) -> tuple[set[str], str]:
+    """mallory plants everything; alice's pod runs `probe_script` (every start-up by
+    default); returns the plants that fired and mallory's output."""
     # R as the R profile's kernel runs it (.ci/debian-packages installs r-base-core).
     assert shutil.which("R"), "R is needed: run .ci/system-packages"
     claims = {"pvc-alpha": tmp_path / "efs-alpha"}
     markers = tmp_path / "markers"
     planted = plant_as_mallory(pods, claims, markers)
     image_jupyter = _image_jupyter(tmp_path)
-    probe = f"START_R_KERNEL={shlex.quote(START_R_KERNEL)} bash -c {shlex.quote(PROBE)} probe"
+    script = 'M="$1"\n' + probe_script + "true\n"
+    probe = f"START_R_KERNEL={shlex.quote(START_R_KERNEL)} bash -c {shlex.quote(script)} probe"
     probed = run_in_pod(
         pods["alice"], claims, f"{probe} {markers}", path=PATH, image_jupyter=image_jupyter
     )
@@ -159,7 +176,10 @@ def test_with_the_volume_as_every_home_each_plant_fires(
 def test_without_safe_path_a_kernel_runs_what_is_planted_where_it_starts(
     pods: dict[str, Any], tmp_path: Path
 ) -> None:
-    fired, _ = _attack(without_environment(pods, "PYTHONSAFEPATH"), tmp_path)
+    # Only the start-ups in the root: test_nothing_mallory_plants_runs_in_alices_server
+    # holds every other one with all protections on.
+    without = without_environment(pods, "PYTHONSAFEPATH")
+    fired, _ = _attack(without, tmp_path, PROBE_KERNEL_IN_ROOT)
     assert fired == CWD_PLANTS
 
 
@@ -171,7 +191,7 @@ def test_without_r_user_files_named_nor_its_kernel_spec_r_reads_those_where_it_s
     without = pods
     for name in ("R_PROFILE_USER", "R_ENVIRON_USER", "JUPYTER_PATH"):
         without = without_environment(without, name)
-    fired, _ = _attack(without, tmp_path)
+    fired, _ = _attack(without, tmp_path, PROBE_R_IN_ROOT)
     assert fired == R_PLANTS
 
 
@@ -195,7 +215,8 @@ def test_the_pods_r_kernel_spec_is_the_images_with_no_restore(
 def test_without_the_git_settings_a_planted_repository_runs_its_commands(
     pods: dict[str, Any], tmp_path: Path
 ) -> None:
-    fired, _ = _attack(without_environment(pods, "GIT_CONFIG_COUNT"), tmp_path)
+    without = without_environment(pods, "GIT_CONFIG_COUNT")
+    fired, _ = _attack(without, tmp_path, PROBE_GIT_IN_ROOT)
     assert fired == GIT_PLANTS
 
 
