@@ -166,14 +166,19 @@ def test_credentials_expire_mid_session_and_reassume_with_the_refreshed_token(
     spawn_token = fake_jwt(time.time() + 3, n=1)
     fresh = fake_jwt(time.time() + 3600, n=2)
     hub.issue(fresh, workspace, time.time() + 3600)
-    # Seconds of STS session: re-assumed 1.25 s before expiry (refresh_window), which
-    # leaves the token refresh above (at ~2.25 s) room before the wait below ends.
-    duration = 5
+    # Seconds of STS session: re-assumed 1 s before expiry (refresh_window's floor), so the
+    # reads right after the first assume still use it (STS truncates the expiry to the
+    # second: at least 1.8 s to spare), and the token refresh above (at ~2.25 s) lands
+    # before the wait below ends.
+    duration = 4
     monkeypatch.setattr(aws.sts, "session_seconds", duration)
     env = env_for(aws, tmp_path, workspace, spawn_token, hub_api_url=hub.api_url)
     first_call = len(aws.sts.tokens)
     with contents_manager(env) as cm:
         credentials = cm.managers["s3"].workspace_credentials
+        # The refresher asks the hub at most every 5 s (its rate limit, held by
+        # test_token_refresher.py): waiting that out twice here would prove nothing more.
+        credentials.refresher.min_interval = 0.5
         cm.save({"type": "file", "format": "text", "content": "v1"}, "s3/a.txt")
         assumed_at = time.monotonic()
         assert aws.sts.tokens[first_call:] == [spawn_token]
