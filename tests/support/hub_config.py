@@ -38,6 +38,8 @@ RELEASE_ENV_VARS = (
     "SINGLEUSER_AWS_REGION",
     "SINGLEUSER_AWS_ROLE_ARN",
     "SINGLEUSER_WORKSPACE_BUCKET",
+    # Optional (userServersDomain): set only where a test gives it.
+    "USER_SERVERS_DOMAIN",
 )
 
 
