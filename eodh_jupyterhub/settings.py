@@ -438,7 +438,8 @@ def _user_servers(
     if secret and not domain:
         reader.problems.append(
             f"{PROJECT}:userServersTlsSecretName: expected it unset while {key} is unset "
-            f"(it is the certificate of the user servers' hosts); got {json.dumps(secret)}"
+            f"(it is the certificate of the user servers' hosts), for example {key}: "
+            f"{example} beside it; got {json.dumps(secret)}"
         )
     if not domain:
         return None, None
