@@ -221,7 +221,8 @@ def check_tls_secret(kube: KubeClient, settings: Settings) -> str:
 
 
 def _resolve(host: str) -> list[str]:
-    return sorted({info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)})
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
 
 
 def _connect(address: str, port: int) -> socket.socket:
@@ -269,7 +270,7 @@ def check_user_servers_origin(settings: Settings, network: Network) -> str:
             network.connect(addresses[0], network.https_port) as raw,
             context.wrap_socket(raw, server_hostname=host) as tls,
         ):
-            subject = dict(item[0] for item in (tls.getpeercert() or {}).get("subject", ()))
+            version = tls.version()
     except ssl.SSLCertVerificationError as error:
         raise Failed(
             f"the certificate {addresses[0]}:{network.https_port} presents for {host} does not "
@@ -284,7 +285,7 @@ def check_user_servers_origin(settings: Settings, network: Network) -> str:
         ) from None
     return (
         f"*.{domain} resolves ({host} -> {addresses[0]}) and presents a valid certificate "
-        f"(subject {subject.get('commonName', '?')})"
+        f"({version}, {secret})"
     )
 
 
