@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import re
 from pathlib import Path
@@ -18,7 +17,7 @@ from eodh_jupyterhub.offline import Recording, is_secret, reveal, run_with_confi
 from eodh_jupyterhub.schemas import z2jh_validation_errors
 from eodh_jupyterhub.settings import load_settings
 from eodh_jupyterhub.stack_config import PROJECT_ROOT
-from tests.support.recordings import recording_for
+from tests.support.recordings import recording_for, recording_with_user_servers
 from tests.support.stacks import effective_config, pulumi_config
 
 HUB_DIR = PROJECT_ROOT / "hub"
@@ -411,15 +410,6 @@ def test_render_is_byte_for_byte_deterministic(tmp_path: Path) -> None:
         assert a == b and len(a) >= 10
 
 
-@functools.cache
-def _with_user_servers(stack: str, tls_secret: str | None = None) -> Recording:
-    config = pulumi_config(stack)
-    config["eodh-jupyterhub:userServersDomain"] = f"users.{stack}.example.org.uk"
-    if tls_secret:
-        config["eodh-jupyterhub:userServersTlsSecretName"] = tls_secret
-    return run_with_config(stack, config)
-
-
 def test_no_stack_has_per_user_hosts(recording: Recording) -> None:
     assert "jupyterhub-user-servers" not in _ingresses(recording)
     hub = _values(recording)["hub"]
@@ -428,7 +418,7 @@ def test_no_stack_has_per_user_hosts(recording: Recording) -> None:
 
 
 def test_user_servers_domain_reaches_the_chart_and_the_hub_alike() -> None:
-    recording = _with_user_servers("staging")
+    recording = recording_with_user_servers("staging")
     values = _values(recording)
     # The chart's proxy routes by host only when it sees subdomain_host (templates/proxy/
     # deployment.yaml); file 1 reads the environment and refuses a disagreeing chart value.
@@ -450,7 +440,7 @@ def test_user_servers_domain_reaches_the_chart_and_the_hub_alike() -> None:
 def test_user_servers_ingress_is_the_hubs_guard_on_the_wildcard_host(
     own: str | None, secret: str
 ) -> None:
-    ingresses = _ingresses(_with_user_servers("staging", own))
+    ingresses = _ingresses(recording_with_user_servers("staging", own))
     servers, hub = ingresses["jupyterhub-user-servers"], ingresses["jupyterhub"]
     kubernetes_validate.validate(servers, "1.31", strict=True)
     spec = servers["spec"]
@@ -478,7 +468,7 @@ def test_the_policy_pack_refuses_the_wildcard_host_without_its_guard() -> None:
     from policy.eodh_policies import SNIPPET_ANNOTATION
     from tests.policy.adapter import declared, run_pack
 
-    resources = [declared(r) for r in _with_user_servers("staging").resources]
+    resources = [declared(r) for r in recording_with_user_servers("staging").resources]
     assert [v for v in run_pack(resources) if v.rule == "k8s-ingress-header-guard"] == []
     unguarded = []
     for item in resources:
