@@ -119,6 +119,7 @@ def subdomain_hub(keycloak, kubeconfig, tmp_path_factory):
     hub.stop()
 
 
+@pytest.mark.slow
 def test_per_user_origins_on_a_real_hub(subdomain_hub, kc) -> None:
     hub = subdomain_hub
     # The realm's one redirect URI: this hub's callback (the session hub's is another port).
