@@ -179,6 +179,38 @@ def test_per_user_origins_on_a_real_hub(subdomain_hub, kc) -> None:
         timeout=30,
     )
     assert proxied.status_code == 200 and "stub notebook" in proxied.text
+    # The server logs its user in with the hub (the hub is its OAuth provider, Keycloak is not
+    # involved): the browser, coming from the server's host, GETs the hub's authorize
+    # endpoint, which the origin check leaves alone, and comes back to the server's host with
+    # a code; the server (no browser headers) trades it for a token with its own secret.
+    server_callback = env["JUPYTERHUB_OAUTH_CALLBACK_URL"]
+    authorize = session.get(
+        f"{hub.url}/hub/api/oauth2/authorize",
+        params={
+            "client_id": env["JUPYTERHUB_CLIENT_ID"],
+            "redirect_uri": server_callback,
+            "response_type": "code",
+            "state": "s",
+        },
+        headers={"Sec-Fetch-Site": "same-site", "Referer": f"https://alice.{DOMAIN}/"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert authorize.status_code == 302, authorize.text
+    back = urlparse(authorize.headers["Location"])
+    assert f"{back.scheme}://{back.netloc}{back.path}" == server_callback
+    token = requests.post(
+        f"{hub.api_url}/oauth2/token",
+        data={
+            "client_id": env["JUPYTERHUB_CLIENT_ID"],
+            "client_secret": env["JUPYTERHUB_API_TOKEN"],
+            "grant_type": "authorization_code",
+            "code": parse_qs(back.query)["code"][0],
+            "redirect_uri": server_callback,
+        },
+        timeout=30,
+    )
+    assert token.status_code == 200 and token.json()["access_token"], token.text
     # The old address on the hub's host reaches the hub, which sends it to the user's host.
     moved = session.get(f"{hub.url}/user/alice/lab", allow_redirects=False, timeout=30)
     moved = session.get(moved.headers["Location"], allow_redirects=False, timeout=30)
