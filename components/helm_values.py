@@ -195,6 +195,8 @@ class HubValuesInputs:
     storage_class: str
     storage_capacity: str
     cull_timeout_seconds: int
+    # `<user>.<user_servers_domain>` per user (subdomain_host); None: servers on hub_host.
+    user_servers_domain: str | None = None
     # Both or neither: the pods that may scrape the hub's metrics, and the token they send.
     metrics_scraper: MetricsScraper | None = None
     metrics_token: pulumi.Input[str] | None = None
@@ -273,6 +275,21 @@ def _hub(inputs: HubValuesInputs) -> dict[str, Any]:
     }
 
 
+def _with_user_servers_domain(inputs: HubValuesInputs, hub: dict[str, Any]) -> dict[str, Any]:
+    """Per-user origins (docs/platform-contract.md): the same domain to the chart and the hub.
+
+    The chart starts its proxy with `--host-routing` only when it sees
+    `hub.config.JupyterHub.subdomain_host` (templates/proxy/deployment.yaml l. 103-105):
+    without it the hub's host-prefixed routes never match. File 1 reads USER_SERVERS_DOMAIN,
+    as it reads HUB_HOST, and refuses to start if the chart's value says otherwise.
+    """
+    if not inputs.user_servers_domain:
+        return hub
+    hub["config"]["JupyterHub"]["subdomain_host"] = f"https://{inputs.user_servers_domain}"
+    hub["extraEnv"]["USER_SERVERS_DOMAIN"] = inputs.user_servers_domain
+    return hub
+
+
 def _with_metrics_access(inputs: HubValuesInputs, hub: dict[str, Any]) -> dict[str, Any]:
     """The scraper's way in (components/hub_metrics.py), added to the hub's values."""
     if inputs.metrics_scraper is None:
@@ -322,7 +339,7 @@ def build_values(inputs: HubValuesInputs) -> dict[str, Any]:
     return {
         "fullnameOverride": FULLNAME_OVERRIDE,
         "debug": {"enabled": inputs.debug},
-        "hub": _with_metrics_access(inputs, _hub(inputs)),
+        "hub": _with_metrics_access(inputs, _with_user_servers_domain(inputs, _hub(inputs))),
         "proxy": {
             "secretToken": inputs.proxy_secret_token,
             # The ingress fronts the proxy; no cloud load balancer of the chart's own.

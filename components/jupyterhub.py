@@ -21,6 +21,8 @@ PROXY_SERVICE = "proxy-public"
 # handlers/metrics.py: `/metrics$` and `/api/metrics$`). They are for the cluster's
 # monitoring only: the public ingress refuses both (`metrics_refusal_snippet`).
 METRICS_PATHS = (f"{BASE_URL}/hub/metrics", f"{BASE_URL}/hub/api/metrics")
+# What a user server's host serves (userServersDomain): its servers, nothing of the hub's.
+USER_SERVERS_PATH = f"{BASE_URL}/user"
 
 # Request headers through which the platform's auth layer (oauth2-proxy behind ingress-nginx's
 # global auth) tells the services behind it who the user is. The hub does its own OAuth and
@@ -77,6 +79,10 @@ class JupyterHubArgs:
     hub_host: str
     hub_extra_hosts: Sequence[str] = ()
     tls_secret_name: str | None = None
+    # Per-user origins (subdomain_host): `*.<user_servers_domain>` to the proxy, with the
+    # wildcard certificate's Secret (None: the controller's default certificate).
+    user_servers_domain: str | None = None
+    user_servers_tls_secret_name: str | None = None
     # Notebook uploads go through the proxy in one request per file chunk; 2 GiB leaves
     # room for JupyterLab's chunking to be off (older clients).
     max_body_size: str = "2g"
@@ -94,6 +100,8 @@ class JupyterHubArgs:
             raise ValueError("the hub templates ConfigMap would be empty")
         if self.hub_host in self.hub_extra_hosts:
             raise ValueError(f"{self.hub_host} cannot both serve the hub and redirect to it")
+        if self.user_servers_tls_secret_name and not self.user_servers_domain:
+            raise ValueError("a user servers' certificate without a user servers' domain")
 
 
 def _ingress_spec(
@@ -174,6 +182,17 @@ class JupyterHub(pulumi.ComponentResource):
         path = k8s.networking.v1.HTTPIngressPathArgs(
             path=BASE_URL, path_type="Prefix", backend=backend
         )
+        proxied = {
+            # Needs the controller's allow-snippet-annotations "true" and
+            # annotations-risk-level Critical (docs/operations.md). Without them its
+            # admission webhook refuses this Ingress, or, with no webhook, the
+            # controller drops the snippet and serves it unguarded (preflight checks).
+            CONFIGURATION_SNIPPET: header_guard_snippet(IDENTITY_HEADERS),
+            "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
+            "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
+            "nginx.ingress.kubernetes.io/proxy-body-size": args.max_body_size,
+            "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+        }
         # Only the hub's own host: a request for any other host (a forged Host header, a
         # workspace's <ws>.<workspacesDomain>) never reaches the hub through this Ingress.
         self._declare_ingress(
@@ -181,20 +200,12 @@ class JupyterHub(pulumi.ComponentResource):
             "jupyterhub",
             args,
             labels,
-            {
-                # Needs the controller's allow-snippet-annotations "true" and
-                # annotations-risk-level Critical (docs/operations.md). Without them its
-                # admission webhook refuses this Ingress, or, with no webhook, the
-                # controller drops the snippet and serves it unguarded (preflight checks).
-                CONFIGURATION_SNIPPET: header_guard_snippet(IDENTITY_HEADERS),
-                "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
-                "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
-                "nginx.ingress.kubernetes.io/proxy-body-size": args.max_body_size,
-                "nginx.ingress.kubernetes.io/proxy-buffering": "off",
-            },
+            proxied,
             _ingress_spec([args.hub_host], [path], args.tls_secret_name),
             release,
         )
+        if args.user_servers_domain:
+            self._user_servers_ingress(name, args, labels, backend, proxied, release)
         self._metrics_refusal_ingress(name, args, labels, backend, release)
         if args.hub_extra_hosts:
             self._redirect_ingress(name, args, labels, path, release)
@@ -225,6 +236,41 @@ class JupyterHub(pulumi.ComponentResource):
             ),
             spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
+        )
+
+    def _user_servers_ingress(
+        self,
+        name: str,
+        args: JupyterHubArgs,
+        labels: dict[str, str],
+        backend: k8s.networking.v1.IngressBackendArgs,
+        proxied: dict[str, str],
+        release: k8s.helm.v3.Release,
+    ) -> None:
+        """`*.<user_servers_domain>`: each user's servers on a host of their own.
+
+        The proxy routes by host (the chart passes `--host-routing`, components/helm_values.py)
+        and sends whatever no server route matches to the hub (its routespec is `/` under
+        subdomain_host, jupyterhub 5.3 app.py `_default_hub_routespec`), so this Ingress
+        proxies only the servers' prefix: the hub's pages, API and metrics stay on hub_host.
+        A stopped server's URL still reaches the hub, which sends the browser to hub_host.
+        Same guard, timeouts and body size as the hub's host: the same traffic (kernels,
+        uploads), and the same identity headers to clear.
+        """
+        assert args.user_servers_domain
+        servers = k8s.networking.v1.HTTPIngressPathArgs(
+            path=USER_SERVERS_PATH, path_type="Prefix", backend=backend
+        )
+        self._declare_ingress(
+            f"{name}-user-servers",
+            "jupyterhub-user-servers",
+            args,
+            labels,
+            proxied,
+            _ingress_spec(
+                [f"*.{args.user_servers_domain}"], [servers], args.user_servers_tls_secret_name
+            ),
+            release,
         )
 
     def _metrics_refusal_ingress(

@@ -62,6 +62,7 @@ def hub_values_inputs(
         platform_domain=settings.platform_domain,
         workspaces_domain=settings.workspaces_domain,
         hub_host=settings.hub_host,
+        user_servers_domain=settings.user_servers_domain,
         keycloak_issuer=settings.keycloak_issuer,
         hub_client_id=settings.hub_client_id,
         workspaces_client_id=settings.workspaces_client_id,

@@ -104,6 +104,8 @@ def jupyterhub_program(settings: Settings) -> None:
             hub_host=settings.hub_host,
             hub_extra_hosts=settings.hub_extra_hosts,
             tls_secret_name=settings.tls_secret_name,
+            user_servers_domain=settings.user_servers_domain,
+            user_servers_tls_secret_name=settings.user_servers_tls_secret,
             protect=settings.protect_data,
             depends_on=[namespace, rbac, admission, hub_secrets, oauth_secrets],
         ),

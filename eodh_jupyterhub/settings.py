@@ -117,6 +117,11 @@ class Settings:
     # Apart from protect_data: other stacks (their keycloakProviderArn) and roles made outside
     # this program may trust the provider, so a throw-away stack's data policy must not decide.
     protect_keycloak_provider: bool
+    user_servers_domain: str | None = None
+    """`subdomain_host`: each user's servers on `<user>.<this domain>`, an origin apart from
+    the hub's (docs/platform-contract.md, "Per-user origins"); None: under the hub's host."""
+    user_servers_tls_secret_name: str | None = None
+    """The wildcard certificate's Secret for `*.<user_servers_domain>`; None: tlsSecretName."""
     alarm_topic_arn: str | None = None
     """SNS topic the marker function's alarms notify; None: the alarms only change state."""
     smoke_user: str | None = None
@@ -130,6 +135,14 @@ class Settings:
     def hub_url(self) -> str:
         """The hub's public URL (no trailing slash): everything user-facing derives from it."""
         return f"https://{self.hub_host}{BASE_URL}"
+
+    @property
+    def user_servers_tls_secret(self) -> str | None:
+        """The Secret the user servers' wildcard Ingress names (None: the controller's default
+        certificate, as the hub's host without tlsSecretName)."""
+        if not self.user_servers_domain:
+            return None
+        return self.user_servers_tls_secret_name or self.tls_secret_name
 
     @property
     def aws_account(self) -> str:
@@ -396,6 +409,64 @@ def _metrics_scraper(reader: _Reader) -> MetricsScraper | None:
     return MetricsScraper(value["namespace"], dict(value["podLabels"]))
 
 
+def _user_servers(
+    reader: _Reader, workspaces_domain: str, hub_host: str, hub_extra_hosts: tuple[str, ...]
+) -> tuple[str | None, str | None]:
+    """userServersDomain and its certificate's Secret; both unset: servers share the hub's host.
+
+    JupyterHub puts a user's servers on `<label>.<domain>` (jupyterhub 5.3 user.py
+    `User.domain`; the label from `subdomain_hook`, file 1), and the user servers' Ingress
+    answers `*.<domain>`: one label, as a Kubernetes wildcard host matches. The domain must
+    leave every host the platform already serves out of that set.
+    """
+    key = f"{PROJECT}:userServersDomain"
+    example = '"users.eodatahub-workspaces.org.uk"'
+    domain = reader.optional_string(
+        "userServersDomain",
+        "a DNS domain name in lower case with a wildcard DNS record and certificate for "
+        "*.<it> (or leave unset: servers share the hub's host)",
+        example,
+        _is_domain,
+    )
+    secret = reader.optional_string(
+        "userServersTlsSecretName",
+        "a Kubernetes Secret name holding the wildcard certificate for *.<userServersDomain> "
+        "(or leave unset for tlsSecretName)",
+        '"eodhp-users-tls"',
+        lambda v: bool(_K8S_NAME_RE.fullmatch(v)) and len(v) <= 253,
+    )
+    if secret and not domain:
+        reader.problems.append(
+            f"{PROJECT}:userServersTlsSecretName: expected it unset while {key} is unset "
+            f"(it is the certificate of the user servers' hosts), for example {key}: "
+            f"{example} beside it; got {json.dumps(secret)}"
+        )
+    if not domain:
+        return None, None
+    # `<ws>.<workspacesDomain>` are the workspaces' own hosts: a user named like a workspace
+    # would take its host.
+    if domain == workspaces_domain:
+        reader._problem(
+            key,
+            f"a domain other than workspacesDomain ({workspaces_domain}), whose hosts "
+            "<workspace>.<domain> belong to the workspaces",
+            example,
+            domain,
+        )
+        return None, None
+    for name, host in [("hubHost", hub_host), *(("hubExtraHosts", h) for h in hub_extra_hosts)]:
+        if host == domain or host.partition(".")[2] == domain:
+            reader._problem(
+                key,
+                f"a domain whose hosts <user>.<domain> cannot be {name} {host} (a user of "
+                f"that name would take the hub's host)",
+                example,
+                domain,
+            )
+            return None, None
+    return domain, secret
+
+
 def load_settings(raw: RawConfig, stack: str) -> Settings:
     """Validate a stack's raw configuration; raise `SettingsError` listing every problem."""
     r = _Reader(raw, stack)
@@ -530,6 +601,9 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         '"eodhp-tls"',
         lambda v: bool(_K8S_NAME_RE.fullmatch(v)) and len(v) <= 253,
     )
+    user_servers_domain, user_servers_tls_secret_name = _user_servers(
+        r, workspaces_domain, hub_host, hub_extra_hosts
+    )
 
     marker_reserved_concurrency = r.integer(
         "markerReservedConcurrency",
@@ -608,6 +682,8 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         protect_data=protect_data,
         access_logs_bucket=access_logs_bucket,
         tls_secret_name=tls_secret_name,
+        user_servers_domain=user_servers_domain,
+        user_servers_tls_secret_name=user_servers_tls_secret_name,
         marker_reserved_concurrency=marker_reserved_concurrency,
         manage_workspace_bucket=manage_workspace_bucket,
         protect_keycloak_provider=protect_keycloak_provider,

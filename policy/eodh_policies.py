@@ -210,6 +210,7 @@ CLUSTER_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"
 K8S_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 
 # Where each type carries IAM policy documents (JSON text): (prop, list key or None).
 POLICY_DOCUMENTS: dict[str, tuple[str, ...]] = {
@@ -774,6 +775,62 @@ def check_namespace_linkerd(resources, config):
             )
 
 
+SNIPPET_ANNOTATION = "nginx.ingress.kubernetes.io/configuration-snippet"
+REDIRECT_ANNOTATION = "nginx.ingress.kubernetes.io/permanent-redirect"
+# The request headers through which the platform's auth layer names the user
+# (components/jupyterhub.py IDENTITY_HEADERS; a test keeps the two equal).
+GUARDED_HEADERS = (
+    "Remote-User",
+    "X-Forwarded-User",
+    "X-Forwarded-Email",
+    "X-Forwarded-Preferred-Username",
+    "X-Forwarded-Groups",
+    "X-Forwarded-Access-Token",
+    "X-Auth-Request-*",
+)
+
+
+def _proxied_services(ingress: Resource) -> set[str]:
+    spec = ingress.props.get("spec")
+    services = {lookup(spec, "defaultBackend", "service", "name")}
+    for rule in as_list(lookup(spec, "rules")):
+        for path in as_list(lookup(rule, "http", "paths")):
+            services.add(lookup(path, "backend", "service", "name"))
+    return {s for s in services if isinstance(s, str)}
+
+
+def check_ingress_header_guard(resource, config):
+    """Every host that reaches the hub's proxy clears the identity headers first: a wildcard
+    host for the user servers as much as the hub's own. An Ingress that answers by itself
+    (a redirect, or a snippet that returns) proxies nothing and needs no guard."""
+    services = set(config.get("services") or [])
+    if not services & _proxied_services(resource):
+        return
+    annotations = lookup(resource.props, "metadata", "annotations")
+    if isinstance(annotations, _Unknown) or lookup(annotations, REDIRECT_ANNOTATION):
+        return
+    snippet = lookup(annotations, SNIPPET_ANNOTATION)
+    if isinstance(snippet, _Unknown):
+        return
+    lines = [line.strip() for line in str(snippet or "").splitlines()]
+    if any(line.startswith("return ") for line in lines):
+        return
+    cleared = {
+        name.lower()
+        for line in lines
+        if line.startswith("more_clear_input_headers ")
+        for name in line.removeprefix("more_clear_input_headers ").rstrip(";").split()
+    }
+    missing = [h for h in config.get("headers") or [] if h.lower() not in cleared]
+    if missing:
+        hosts = [lookup(r, "host") for r in as_list(lookup(resource.props, "spec", "rules"))]
+        yield (
+            f"the Ingress for {hosts} proxies to {sorted(services)} without clearing "
+            f"{missing} (configuration-snippet: more_clear_input_headers); a client could "
+            "pose as any user to whatever trusts them"
+        )
+
+
 # --- Data protection -------------------------------------------------------------------------
 
 
@@ -876,6 +933,25 @@ RULES: tuple[Rule, ...] = (
                 "items": {"type": "string"},
                 "default": ["jupyter"],
             }
+        },
+    ),
+    Rule(
+        "k8s-ingress-header-guard",
+        "Every Ingress that proxies to the hub's proxy (the hub's host, the user servers' "
+        "wildcard host) clears the platform's identity headers in its configuration snippet.",
+        types=frozenset({INGRESS}),
+        check_resource=check_ingress_header_guard,
+        config_schema={
+            "services": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": ["proxy-public"],
+            },
+            "headers": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": list(GUARDED_HEADERS),
+            },
         },
     ),
     Rule(

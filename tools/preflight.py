@@ -19,6 +19,9 @@ import ast
 import base64
 import json
 import os
+import secrets
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -193,21 +196,97 @@ def check_external_secrets(kube: KubeClient) -> str:
 
 
 def check_tls_secret(kube: KubeClient, settings: Settings) -> str:
-    name = settings.tls_secret_name
-    if not name:
+    named = [("tlsSecretName", settings.tls_secret_name)]
+    if settings.user_servers_tls_secret_name:
+        named.append(("userServersTlsSecretName", settings.user_servers_tls_secret_name))
+    found = []
+    for key, name in named:
+        if not name:
+            continue
+        path = f"/api/v1/namespaces/{settings.namespace}/secrets/{name}"
+        response = kube.get(path, accept=METADATA_ONLY)
+        if response.status_code == 404:
+            raise Failed(
+                f"TLS secret {settings.namespace}/{name} ({key}) does not exist: the "
+                "ingress would serve the controller's default certificate",
+                f"create it in namespace {settings.namespace} (or copy it there), or unset "
+                f"{key} if TLS ends at the load balancer",
+            )
+        if response.status_code != 200:
+            raise Failed(f"GET {path} answered HTTP {response.status_code}", "check your access")
+        found.append(f"{settings.namespace}/{name}")
+    if not found:
         return "no tlsSecretName: TLS ends at the load balancer, nothing to check"
-    path = f"/api/v1/namespaces/{settings.namespace}/secrets/{name}"
-    response = kube.get(path, accept=METADATA_ONLY)
-    if response.status_code == 404:
+    return f"TLS secret(s) {', '.join(found)} exist"
+
+
+def _resolve(host: str) -> list[str]:
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def _connect(address: str, port: int) -> socket.socket:
+    return socket.create_connection((address, port), timeout=TIMEOUT)
+
+
+@dataclass(frozen=True)
+class Network:
+    """How preflight reaches the platform's public side; tests point it at 127.0.0.1."""
+
+    resolve: Callable[[str], list[str]] = _resolve
+    connect: Callable[[str, int], socket.socket] = _connect
+    # None: the system's trust store, as a browser would check the certificate.
+    tls: ssl.SSLContext | None = None
+    https_port: int = 443
+
+
+def check_user_servers_origin(settings: Settings, network: Network) -> str:
+    """A host no one has named yet resolves under userServersDomain and presents a valid
+    certificate for itself: what every new user's `<user>.<domain>` will need.
+
+    A random label stands for the next user: an explicit record made for one test host
+    would pass a fixed-name check without the wildcard record (`*.<domain>`) or the
+    wildcard certificate. Only DNS, TCP and the TLS handshake: nothing is requested.
+    """
+    domain = settings.user_servers_domain
+    if not domain:
+        return "no userServersDomain: servers share the hub's host, nothing to check"
+    host = f"preflight-{secrets.token_hex(4)}.{domain}"
+    try:
+        addresses = network.resolve(host)
+    except OSError as error:
         raise Failed(
-            f"TLS secret {settings.namespace}/{name} (tlsSecretName) does not exist: the "
-            "ingress would serve the controller's default certificate",
-            f"create it in namespace {settings.namespace} (or copy it there), or unset "
-            "tlsSecretName if TLS ends at the load balancer",
-        )
-    if response.status_code != 200:
-        raise Failed(f"GET {path} answered HTTP {response.status_code}", "check your access")
-    return f"TLS secret {settings.namespace}/{name} exists"
+            f"{host} does not resolve ({error}): userServersDomain {domain} needs a wildcard "
+            f"DNS record *.{domain}, or no user's server can be reached",
+            f"create *.{domain} pointing where {settings.hub_host} does (the ingress "
+            "controller's load balancer), or unset userServersDomain",
+        ) from None
+    if not addresses:
+        raise Failed(f"{host} resolves to no address", f"check the DNS record *.{domain}")
+    context = network.tls or ssl.create_default_context()
+    secret = settings.user_servers_tls_secret or "the ingress controller's default certificate"
+    try:
+        with (
+            network.connect(addresses[0], network.https_port) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            version = tls.version()
+    except ssl.SSLCertVerificationError as error:
+        raise Failed(
+            f"the certificate {addresses[0]}:{network.https_port} presents for {host} does not "
+            f"validate: {error.verify_message}; browsers would refuse every user's server",
+            f"serve a certificate for *.{domain} (now: {secret}): a wildcard certificate in "
+            "the Secret userServersTlsSecretName names (or tlsSecretName)",
+        ) from None
+    except OSError as error:
+        raise Failed(
+            f"no TLS handshake with {host} at {addresses[0]}:{network.https_port}: {error}",
+            f"check that *.{domain} reaches the ingress controller and that it serves TLS",
+        ) from None
+    return (
+        f"*.{domain} resolves ({host} -> {addresses[0]}) and presents a valid certificate "
+        f"({version}, {secret})"
+    )
 
 
 def required_controller_settings(annotations: dict[str, str]) -> dict[str, str]:
@@ -542,6 +621,7 @@ def run_checks(
     adopting: bool = False,
     ingress_configmap: str = DEFAULT_INGRESS_CONFIGMAP,
     session: Any = None,
+    network: Network | None = None,
 ) -> list[Result]:
     import boto3
 
@@ -568,6 +648,12 @@ def run_checks(
         else:
             for name in ("external-secrets-v1", "tls-secret", "ingress-controller-header-guard"):
                 results.append(Result(name, False, "skipped: cluster unreachable", "see above"))
+    results.append(
+        _run(
+            "user-servers-origin",
+            lambda: check_user_servers_origin(settings, network or Network()),
+        )
+    )
     scopes = requested_scopes()
     results.append(
         _run("keycloak-discovery", lambda: check_keycloak(settings.keycloak_issuer, scopes))

@@ -11,6 +11,7 @@ Environment read here (set by the Helm release on the hub container):
   PLATFORM_DOMAIN    platform host name, e.g. dev.eodatahub.org.uk
   WORKSPACES_DOMAIN  host name under which workspaces are served
   HUB_HOST           the host users reach the hub on (the OAuth callback's and cookie's)
+  USER_SERVERS_DOMAIN  optional: each user's servers on <user>.<it> (subdomain_host)
 
 The base URL (/notebooks) belongs to the chart's ``hub.baseUrl``; the chart derives
 probes and proxy routes from it, so it is deliberately not set here.
@@ -47,6 +48,42 @@ EODH_HUB_URL = "/".join(p for p in (f"https://{_eodh_hub_env['HUB_HOST']}", _eod
 # host>/notebooks/user/...) are accepted only for this host, and cookies are Secure on https
 # (jupyterhub/handlers/base.py _validate_next_url, _set_cookie), whatever the proxies say.
 c.JupyterHub.public_url = EODH_HUB_URL + "/"
+
+# Per-user origins (userServersDomain; docs/platform-contract.md): each user's servers on
+# https://<user>.<domain>/notebooks/user/<user>/, an origin apart from the hub's, so a page a
+# server serves cannot read the hub's pages or its XSRF token. public_url above keeps the
+# hub itself (its pages, the OAuth callback, the login cookie) on HUB_HOST: JupyterHub 5.3
+# would otherwise derive it from subdomain_host (app.py `_default_public_url`). The chart
+# also sees the domain (hub.config; its proxy then routes by host), and the two must agree.
+EODH_USER_SERVERS_DOMAIN = os.environ.get("USER_SERVERS_DOMAIN", "")
+if EODH_USER_SERVERS_DOMAIN:
+    from jupyterhub.utils import subdomain_hook_idna as _eodh_subdomain_hook_idna
+
+    _eodh_subdomain_host = f"https://{EODH_USER_SERVERS_DOMAIN}"
+    if c.JupyterHub.get("subdomain_host", _eodh_subdomain_host) != _eodh_subdomain_host:
+        raise RuntimeError(
+            f"EODH hub configuration: the chart's subdomain_host "
+            f"{c.JupyterHub.subdomain_host!r} is not USER_SERVERS_DOMAIN "
+            f"{EODH_USER_SERVERS_DOMAIN!r}"
+        )
+    c.JupyterHub.subdomain_host = _eodh_subdomain_host
+
+    def eodh_subdomain_hook(name, domain, kind):
+        """``<label>.<USER_SERVERS_DOMAIN>``, not under the hub's host.
+
+        JupyterHub hands the hook the hub's domain (public_url's host, HUB_HOST: app.py
+        `domain`, user.py `User.domain`): its hosts there would be the workspaces'
+        ``<ws>.<workspacesDomain>`` when the hub is served on that domain. The label is
+        JupyterHub's default "idna" one (utils.py `_strict_dns_safe_encode`): a name that is
+        already one DNS label stays as it is; anything else (dots, '@', '_', '--', non-ASCII,
+        more than 63 characters, all digits) becomes its IDNA form or ``u-<stub>--<hash>``,
+        always one label, and never one a plain name could also be (both hold '--', and a
+        name holding '--' is hashed). Upper case never arrives: JupyterHub lower-cases every
+        name at login, in the API and in config (auth.py `normalize_username`).
+        """
+        return _eodh_subdomain_hook_idna(name, EODH_USER_SERVERS_DOMAIN, kind)
+
+    c.JupyterHub.subdomain_hook = eodh_subdomain_hook
 
 # The release mounts hub/templates (spawn.html) here from a ConfigMap.
 c.JupyterHub.template_paths = ["/srv/jupyterhub/templates"]

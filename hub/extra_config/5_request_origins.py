@@ -6,19 +6,30 @@ authenticated POST with no Content-Type (apihandlers/base.py,
 ``check_post_content_type``). So any page whose requests carry the hub's cookie can start
 or restart a user's servers with chosen options by a no-cors ``fetch``. SameSite=Lax (file
 1) keeps the cookie off cross-site requests only; same-site hosts (every
-``*.eodatahub-workspaces.org.uk`` workspace host, or per-user server hosts under
-``subdomain_host``) still send it.
+``*.eodatahub-workspaces.org.uk`` workspace host, and with userServersDomain a server's own
+``<user>.<userServersDomain>``, same-site whenever that domain shares the hub's registrable
+domain) still send it.
 
 Before any hub handler runs, a request with a method other than GET/HEAD/OPTIONS is
 refused (403) when the browser says it came from another origin:
 - ``Sec-Fetch-Site`` (sent by every current browser) is ``same-site`` or ``cross-site``;
 - ``Origin`` is present and names another host than the request's (``null`` included);
 - ``Referer`` is a page of a notebook server (``<base_url>user/...``) on the hub's origin.
-  Without ``subdomain_host`` servers share the hub's origin, and a script there can
-  suppress or choose its Referer, so this last rule stops only a careless page; what
-  stops a planted one is that no other member can plant code in a user's server
-  (4_workspace_homes.py). Non-browser clients (a server's API token, the culler) send none
-  of these headers and are unaffected.
+
+With userServersDomain (file 1, subdomain_host) a server's page is another origin: its
+forged POST carries ``Origin: https://<user>.<userServersDomain>`` and ``Sec-Fetch-Site``
+``same-site`` or ``cross-site``, and the first two rules refuse it; the browser's same-origin
+policy already keeps the page from reading the hub's pages and XSRF token. What a server's
+page legitimately sends the hub is navigation and the OAuth round trip (a GET of
+``/hub/api/oauth2/authorize``, which for the user's own server skips the confirmation form
+and redirects back to it, jupyterhub 5.3 apihandlers/auth.py ``needs_oauth_confirm``; the
+form, where shown, is the hub's own page posting to the hub): nothing here refuses a GET.
+
+Without userServersDomain servers share the hub's origin, and a script there can suppress
+or choose its Referer, so the last rule stops only a careless page; what stops a planted
+one is that no other member can plant code in a user's server (4_workspace_homes.py).
+Non-browser clients (a server's API token, the culler) send none of these headers and are
+unaffected.
 """
 
 from urllib.parse import urlsplit

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -38,6 +39,7 @@ from eodh_jupyterhub.settings import load_settings
 from tests.hub import fake_keycloak
 from tests.images.doubles import REGION, TEST_KEYS, MotoServer
 from tests.support.json_http import JsonRequestHandler
+from tests.support.local_tls import LocalCA
 from tests.support.stacks import pulumi_config
 from tools import preflight
 
@@ -391,6 +393,7 @@ def _run(
     env: dict[str, Any],
     annotations: dict[str, str] = SNIPPET,
     adopting: bool = False,
+    network: preflight.Network | None = None,
     **changes: Any,
 ):
     settings = replace(env["settings"], **changes)
@@ -398,7 +401,12 @@ def _run(
     guard.armed = True
     try:
         results = preflight.run_checks(
-            settings, "eodhp-test", annotations, adopting=adopting, session=env["clients"]
+            settings,
+            "eodhp-test",
+            annotations,
+            adopting=adopting,
+            session=env["clients"],
+            network=network,
         )
     finally:
         guard.armed = False
@@ -425,6 +433,7 @@ def test_a_healthy_environment_passes_every_check(env) -> None:
         "external-secrets-v1",
         "tls-secret",
         "ingress-controller-header-guard",
+        "user-servers-origin",
         "keycloak-discovery",
         "keycloak-hub-client",
         "workspace-bucket",
@@ -814,3 +823,107 @@ def test_a_stack_without_a_kubernetes_context_is_refused_by_name(tmp_path) -> No
     (tmp_path / "Pulumi.dev.yaml").write_text(without)
     with pytest.raises(StackConfigError, match=r"Pulumi\.dev\.yaml: kubernetes:context"):
         kubernetes_context("dev", root=tmp_path)
+
+
+# -- userServersDomain: wildcard DNS and certificate ------------------------------------------
+
+USERS_DOMAIN = "users.eodatahub-workspaces.org.uk"
+
+
+@pytest.fixture(scope="module")
+def tls() -> Iterator[dict[str, Any]]:
+    """A CA the checks trust, and handshake-only servers presenting certificates for: the
+    users' wildcard, another domain's wildcard, and the users' wildcard from another CA."""
+    ca, stranger = LocalCA(), LocalCA("not the platform's CA")
+    with (
+        ca.server(f"*.{USERS_DOMAIN}") as wildcard,
+        ca.server("*.other.example.org") as other,
+        stranger.server(f"*.{USERS_DOMAIN}") as untrusted,
+    ):
+        yield {"ca": ca, "wildcard": wildcard, "other": other, "untrusted": untrusted}
+    ca.close()
+    stranger.close()
+
+
+class FakeDns:
+    """Resolves names under `wildcards` (a wildcard record) and `names` (single records) to
+    127.0.0.1; anything else fails as getaddrinfo does for a name that does not exist."""
+
+    def __init__(self, wildcards: tuple[str, ...] = (), names: tuple[str, ...] = ()) -> None:
+        self.wildcards, self.names = wildcards, names
+        self.asked: list[str] = []
+
+    def __call__(self, host: str) -> list[str]:
+        self.asked.append(host)
+        labels = host.split(".")
+        if ".".join(labels[1:]) in self.wildcards or host in self.names:
+            return ["127.0.0.1"]
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def _network(tls: dict[str, Any], server: str = "wildcard", dns: FakeDns | None = None):
+    return preflight.Network(
+        resolve=dns or FakeDns(wildcards=(USERS_DOMAIN,)),
+        tls=tls["ca"].client_context(),
+        https_port=tls[server].port,
+    )
+
+
+def test_user_servers_domain_with_wildcard_dns_and_certificate_passes(env, tls) -> None:
+    dns = FakeDns(wildcards=(USERS_DOMAIN,))
+    for _ in range(2):
+        results = _run(env, network=_network(tls, dns=dns), user_servers_domain=USERS_DOMAIN)
+        assert [r for r in results.values() if not r.ok] == []
+    check = results["user-servers-origin"]
+    assert f"*.{USERS_DOMAIN} resolves" in check.message and "valid certificate" in check.message
+    # A fresh label each time: a record made for one name would not stand for every user.
+    assert len(set(dns.asked)) == 2
+    assert all(h.endswith(f".{USERS_DOMAIN}") and h.count(".") == 4 for h in dns.asked)
+
+
+def test_user_servers_domain_without_wildcard_dns_fails(env, tls) -> None:
+    # One explicit record (a test user's host) is not the wildcard every user needs.
+    dns = FakeDns(names=(f"alice.{USERS_DOMAIN}",))
+    results = _run(env, network=_network(tls, dns=dns), user_servers_domain=USERS_DOMAIN)
+    _failed(
+        results,
+        "user-servers-origin",
+        "does not resolve",
+        f"needs a wildcard DNS record *.{USERS_DOMAIN}",
+        f"create *.{USERS_DOMAIN} pointing where eodatahub-workspaces.org.uk does",
+    )
+
+
+@pytest.mark.parametrize(
+    ("server", "reason"),
+    [("other", "Hostname mismatch"), ("untrusted", "unable to get local issuer certificate")],
+    ids=["another-name", "another-ca"],
+)
+def test_user_servers_domain_with_the_wrong_certificate_fails(env, tls, server, reason) -> None:
+    results = _run(env, network=_network(tls, server), user_servers_domain=USERS_DOMAIN)
+    _failed(
+        results,
+        "user-servers-origin",
+        "does not validate",
+        reason,
+        f"serve a certificate for *.{USERS_DOMAIN} (now: eodhp-tls)",
+    )
+
+
+def test_user_servers_certificate_secret_must_exist(env, tls) -> None:
+    results = _run(
+        env,
+        network=_network(tls),
+        user_servers_domain=USERS_DOMAIN,
+        user_servers_tls_secret_name="eodhp-users-tls",
+    )
+    _failed(results, "tls-secret", "jupyter/eodhp-users-tls", "(userServersTlsSecretName)")
+    env["kube"].state["secrets"].add(("jupyter", "eodhp-users-tls"))
+    results = _run(
+        env,
+        network=_network(tls),
+        user_servers_domain=USERS_DOMAIN,
+        user_servers_tls_secret_name="eodhp-users-tls",
+    )
+    assert results["tls-secret"].ok
+    assert "jupyter/eodhp-tls, jupyter/eodhp-users-tls" in results["tls-secret"].message

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from components.jupyterhub import IDENTITY_HEADERS, header_guard_snippet
 from policy import eodh_policies
 from policy.eodh_policies import RULES_BY_NAME
 from tests.policy.adapter import Declared, run_pack
@@ -710,3 +711,79 @@ def test_every_rule_has_a_failing_case_here():
     source = Path(__file__).read_text(encoding="utf-8")
     untested = [name for name in RULES_BY_NAME if f'"{name}"' not in source]
     assert untested == []
+
+
+# --- Ingress ------------------------------------------------------------------------------
+
+
+def ingress(host: str, snippet: str | None, service: str = "proxy-public", **extra) -> Declared:
+    annotations = {"nginx.ingress.kubernetes.io/enable-global-auth": "false", **extra}
+    if snippet is not None:
+        annotations[eodh_policies.SNIPPET_ANNOTATION] = snippet
+    backend = {"service": {"name": service, "port": {"name": "http"}}}
+    return Declared(
+        eodh_policies.INGRESS,
+        f"ingress-{host}",
+        {
+            "metadata": {"name": "i", "namespace": "jupyter", "annotations": annotations},
+            "spec": {
+                "ingressClassName": "nginx",
+                "rules": [
+                    {
+                        "host": host,
+                        "http": {
+                            "paths": [
+                                {"path": "/notebooks", "pathType": "Prefix", "backend": backend}
+                            ]
+                        },
+                    }
+                ],
+            },
+        },
+    )
+
+
+GUARD = header_guard_snippet(IDENTITY_HEADERS)
+
+
+def test_the_policys_headers_are_the_programs():
+    assert eodh_policies.GUARDED_HEADERS == IDENTITY_HEADERS
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        ingress("eodatahub-workspaces.org.uk", GUARD),
+        ingress("*.users.eodatahub-workspaces.org.uk", GUARD),
+        # Answered by nginx itself: nothing proxied.
+        ingress("eodatahub-workspaces.org.uk", "return 404;\n"),
+        ingress(
+            "prod.eodatahub-workspaces.org.uk",
+            None,
+            **{eodh_policies.REDIRECT_ANNOTATION: "https://eodatahub-workspaces.org.uk"},
+        ),
+        # Not the hub's proxy.
+        ingress("other.example.org", None, service="something-else"),
+    ],
+    ids=["hub-host", "wildcard", "refusal", "redirect", "other-service"],
+)
+def test_guarded_or_non_proxying_ingress_passes(resource):
+    assert violations_of("k8s-ingress-header-guard", [resource]) == []
+
+
+@pytest.mark.parametrize(
+    ("snippet", "missing"),
+    [
+        (None, "'Remote-User'"),
+        ("", "'Remote-User'"),
+        # Only part of the list: the prefix rule is what catches oauth2-proxy's newer headers.
+        ("more_clear_input_headers Remote-User X-Forwarded-User;\n", "'X-Auth-Request-*'"),
+        ('proxy_set_header Remote-User "";\n', "'Remote-User'"),
+    ],
+    ids=["no-snippet", "empty", "partial", "proxy-set-header"],
+)
+def test_a_wildcard_user_servers_ingress_without_the_guard_fails(snippet, missing):
+    resource = ingress("*.users.eodatahub-workspaces.org.uk", snippet)
+    message = only_message("k8s-ingress-header-guard", [resource])
+    assert "['*.users.eodatahub-workspaces.org.uk']" in message
+    assert missing in message

@@ -129,6 +129,22 @@ MUTATIONS = {
         eodh_policies.CLUSTER_ROLE,
         lambda p: p | {"rules": [{"apiGroups": [""], "resources": ["*"], "verbs": ["*"]}]},
     ),
+    "k8s-ingress-header-guard": _edit(
+        eodh_policies.INGRESS,
+        lambda p: (
+            p
+            | {
+                "metadata": p["metadata"]
+                | {
+                    "annotations": {
+                        k: v
+                        for k, v in p["metadata"]["annotations"].items()
+                        if k != eodh_policies.SNIPPET_ANNOTATION
+                    }
+                }
+            }
+        ),
+    ),
     "iam-session-tag-rules": _edit(
         eodh_policies.ROLE,
         lambda p: (

@@ -17,7 +17,7 @@ from eodh_jupyterhub.offline import Recording, is_secret, reveal, run_with_confi
 from eodh_jupyterhub.schemas import z2jh_validation_errors
 from eodh_jupyterhub.settings import load_settings
 from eodh_jupyterhub.stack_config import PROJECT_ROOT
-from tests.support.recordings import recording_for
+from tests.support.recordings import recording_for, recording_with_user_servers
 from tests.support.stacks import effective_config, pulumi_config
 
 HUB_DIR = PROJECT_ROOT / "hub"
@@ -408,3 +408,77 @@ def test_render_is_byte_for_byte_deterministic(tmp_path: Path) -> None:
             if p.is_file()
         }
         assert a == b and len(a) >= 10
+
+
+def test_no_stack_has_per_user_hosts(recording: Recording) -> None:
+    assert "jupyterhub-user-servers" not in _ingresses(recording)
+    hub = _values(recording)["hub"]
+    assert "subdomain_host" not in hub["config"]["JupyterHub"]
+    assert "USER_SERVERS_DOMAIN" not in hub["extraEnv"]
+
+
+def test_user_servers_domain_reaches_the_chart_and_the_hub_alike() -> None:
+    recording = recording_with_user_servers("staging")
+    values = _values(recording)
+    # The chart's proxy routes by host only when it sees subdomain_host (templates/proxy/
+    # deployment.yaml); file 1 reads the environment and refuses a disagreeing chart value.
+    assert values["hub"]["config"]["JupyterHub"]["subdomain_host"] == (
+        "https://users.staging.example.org.uk"
+    )
+    assert values["hub"]["extraEnv"]["USER_SERVERS_DOMAIN"] == "users.staging.example.org.uk"
+    assert z2jh_validation_errors(values) == []
+    # The hub itself stays where it was.
+    assert values["hub"]["extraEnv"]["HUB_HOST"] == "staging.eodatahub-workspaces.org.uk"
+    assert recording.outputs["hubUrl"] == "https://staging.eodatahub-workspaces.org.uk/notebooks/"
+
+
+@pytest.mark.parametrize(
+    ("own", "secret"),
+    [(None, "eodhp-tls"), ("eodhp-users-tls", "eodhp-users-tls")],
+    ids=["hub-certificate", "own-certificate"],
+)
+def test_user_servers_ingress_is_the_hubs_guard_on_the_wildcard_host(
+    own: str | None, secret: str
+) -> None:
+    ingresses = _ingresses(recording_with_user_servers("staging", own))
+    servers, hub = ingresses["jupyterhub-user-servers"], ingresses["jupyterhub"]
+    kubernetes_validate.validate(servers, "1.31", strict=True)
+    spec = servers["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    (rule,) = spec["rules"]
+    assert rule["host"] == "*.users.staging.example.org.uk"
+    # The servers' prefix only: the hub's pages, API and metrics are not served there.
+    assert rule["http"]["paths"] == [
+        {
+            "path": "/notebooks/user",
+            "pathType": "Prefix",
+            "backend": {"service": {"name": "proxy-public", "port": {"name": "http"}}},
+        }
+    ]
+    # Same header guard, timeouts, body size and global-auth opt-out as the hub's host.
+    assert servers["metadata"]["annotations"] == hub["metadata"]["annotations"]
+    assert spec["tls"] == [{"hosts": ["*.users.staging.example.org.uk"], "secretName": secret}]
+    # The hub's own host keeps its certificate.
+    assert hub["spec"]["tls"] == [
+        {"hosts": ["staging.eodatahub-workspaces.org.uk"], "secretName": "eodhp-tls"}
+    ]
+
+
+def test_the_policy_pack_refuses_the_wildcard_host_without_its_guard() -> None:
+    from policy.eodh_policies import SNIPPET_ANNOTATION
+    from tests.policy.adapter import declared, run_pack
+
+    resources = [declared(r) for r in recording_with_user_servers("staging").resources]
+    assert [v for v in run_pack(resources) if v.rule == "k8s-ingress-header-guard"] == []
+    unguarded = []
+    for item in resources:
+        if item.props.get("metadata", {}).get("name") == "jupyterhub-user-servers":
+            metadata = item.props["metadata"]
+            annotations = {
+                k: v for k, v in metadata["annotations"].items() if k != SNIPPET_ANNOTATION
+            }
+            props = item.props | {"metadata": metadata | {"annotations": annotations}}
+            item = type(item)(**(vars(item) | {"props": props}))
+        unguarded.append(item)
+    (violation,) = [v for v in run_pack(unguarded) if v.rule == "k8s-ingress-header-guard"]
+    assert "*.users.staging.example.org.uk" in violation.message

@@ -184,6 +184,27 @@ BAD_CONFIGS = [
         "podLabels",
     ),
     ("metrics-scraper-not-an-object", f"{P}metricsScraper", "prometheus", "namespace"),
+    ("user-servers-domain-with-scheme", f"{P}userServersDomain", "https://users.org.uk", "DNS"),
+    # `<workspace>.<workspacesDomain>` are the workspaces' hosts.
+    (
+        "user-servers-domain-is-the-workspaces-domain",
+        f"{P}userServersDomain",
+        "dev.eodatahub-workspaces.org.uk",
+        "other than workspacesDomain (dev.eodatahub-workspaces.org.uk)",
+    ),
+    # dev's hub host is dev.<it>: a user named "dev" would take it.
+    (
+        "user-servers-domain-holds-the-hub-host",
+        f"{P}userServersDomain",
+        "eodatahub-workspaces.org.uk",
+        "cannot be hubHost dev.eodatahub-workspaces.org.uk",
+    ),
+    (
+        "user-servers-certificate-without-domain",
+        f"{P}userServersTlsSecretName",
+        "eodhp-users-tls",
+        "unset while eodh-jupyterhub:userServersDomain is unset",
+    ),
 ]
 
 
@@ -403,3 +424,33 @@ def test_metrics_scraper_is_the_platform_prometheus_unless_switched_off(stack: s
     )
     off = _mutated(stack, f"{P}metricsScraper", "")
     assert load_settings(off, stack).metrics_scraper is None
+
+
+def test_user_servers_domain_is_off_in_every_stack(stack: str) -> None:
+    # The platform has no wildcard domain and certificate for it yet (docs/platform-contract.md).
+    settings = load_settings(pulumi_config(stack), stack)
+    assert settings.user_servers_domain is None
+    assert settings.user_servers_tls_secret is None
+
+
+def test_user_servers_domain_and_its_certificate() -> None:
+    config = _mutated(
+        "staging", f"{P}userServersDomain", "users.staging.eodatahub-workspaces.org.uk"
+    )
+    settings = load_settings(config, "staging")
+    assert settings.user_servers_domain == "users.staging.eodatahub-workspaces.org.uk"
+    # Without a certificate of its own the wildcard host uses the hub's Secret.
+    assert settings.user_servers_tls_secret == settings.tls_secret_name == "eodhp-tls"
+    config[f"{P}userServersTlsSecretName"] = "eodhp-users-tls"
+    assert load_settings(config, "staging").user_servers_tls_secret == "eodhp-users-tls"
+
+
+def test_user_servers_domain_may_not_hold_a_redirecting_hub_host() -> None:
+    config = _mutated("dev", f"{P}hubExtraHosts", '["notebooks.users.example.org.uk"]')
+    config[f"{P}userServersDomain"] = "users.example.org.uk"
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config, "dev")
+    (problem,) = raised.value.problems
+    assert problem.startswith(f"{P}userServersDomain: expected a domain whose hosts")
+    assert "cannot be hubExtraHosts notebooks.users.example.org.uk" in problem
+    assert 'for example "users.eodatahub-workspaces.org.uk"' in problem

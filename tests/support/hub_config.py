@@ -39,6 +39,8 @@ RELEASE_ENV_VARS = (
     "SINGLEUSER_AWS_ROLE_ARN",
     "SINGLEUSER_WORKSPACE_BUCKET",
 )
+# Set by the release only for some stacks (userServersDomain), and here only where a test does.
+OPTIONAL_RELEASE_ENV_VARS = ("USER_SERVERS_DOMAIN",)
 
 
 def release_env(**overrides: str) -> dict[str, str]:
@@ -111,7 +113,7 @@ def load_hub_config(
         "get_config": make_values_getter(values),
     }
     with mock.patch.dict(os.environ):
-        for name in RELEASE_ENV_VARS:
+        for name in (*RELEASE_ENV_VARS, *OPTIONAL_RELEASE_ENV_VARS):
             os.environ.pop(name, None)
         os.environ.update(env)
         exec_extra_config(namespace, [*extra_config_files(), *extra_files])

@@ -63,8 +63,9 @@ def all_settings() -> list[Settings]:
 def kubernetes_reads(settings: Settings) -> list[Attributes]:
     namespace, name = preflight.DEFAULT_INGRESS_CONFIGMAP.split("/")
     reads = [Attributes("get", "", "configmaps", namespace, name)]
-    if settings.tls_secret_name:
-        reads.append(Attributes("get", "", "secrets", settings.namespace, settings.tls_secret_name))
+    for secret in (settings.tls_secret_name, settings.user_servers_tls_secret_name):
+        if secret:
+            reads.append(Attributes("get", "", "secrets", settings.namespace, secret))
     return reads
 
 

@@ -1,0 +1,229 @@
+"""userServersDomain: each user's servers on `<user>.<domain>`, the hub on its own host.
+
+The extra config as the chart loads it (hostile user names, a chart value that disagrees),
+then one real hub (tests/hub/real_hub.py) started with USER_SERVERS_DOMAIN, as the release
+sets it: JupyterHub starts its proxy with --host-routing there, as the chart's proxy
+deployment does when it sees hub.config.JupyterHub.subdomain_host. The login must stay on
+the hub's host, a server's URL must be on its user's host, and that host's pages must not
+make the hub change anything with the user's cookie (5_request_origins.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qs, quote, urlparse
+
+import pytest
+import requests
+from jupyterhub.app import JupyterHub
+from traitlets.config import Config
+
+from tests.hub.conftest import PROFILES
+from tests.support.hub_config import load_hub_config, release_env
+
+DOMAIN = "users.test.invalid"
+HUB_HOST = "notebooks.test.invalid"
+# RFC 1123 label, not all digits (JupyterHub's own rule, utils.py `_is_dns_safe`).
+DNS_LABEL = re.compile(r"(?!\d+\Z)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _config(chart_subdomain_host: str | None = None) -> Config:
+    chart = Config()
+    chart.JupyterHub.base_url = "/notebooks/"
+    if chart_subdomain_host:
+        chart.JupyterHub.subdomain_host = chart_subdomain_host
+    env = release_env(HUB_HOST=HUB_HOST, USER_SERVERS_DOMAIN=DOMAIN)
+    return load_hub_config(env, config=chart)["c"]
+
+
+def test_the_hub_stays_on_its_host_and_servers_move_to_the_users_domain() -> None:
+    c = _config(chart_subdomain_host=f"https://{DOMAIN}")
+    app = JupyterHub(config=c)
+    assert app.subdomain_host == f"https://{DOMAIN}"
+    # Left to JupyterHub, public_url (the hub's pages, cookies, `next` checks) would follow
+    # subdomain_host (app.py `_default_public_url`).
+    assert app.public_url == f"https://{HUB_HOST}/notebooks/"
+    assert c.EODHAuthenticator.oauth_callback_url == (
+        f"https://{HUB_HOST}/notebooks/hub/oauth_callback"
+    )
+    # The hook gets the hub's domain (HUB_HOST) and puts the user under DOMAIN instead.
+    assert app.domain == HUB_HOST
+    assert app.subdomain_hook("alice", app.domain, "user") == f"alice.{DOMAIN}"
+
+
+HOSTILE_NAMES = [
+    "alice",
+    "o.dd_user@example.org",
+    # Would be a host of the hub's domain, or another user's label, taken literally.
+    f"evil.{HUB_HOST}",
+    "alice.bob",
+    "a--b",
+    "xn--mile-9oa",
+    "émile",
+    "\u0430lice",  # Cyrillic a
+    "12345",
+    "-lead",
+    "tail-",
+    "x" * 80,
+    "../../hub",
+    "name with space",
+    "%2e%2e",
+]
+
+
+def test_every_user_name_becomes_one_dns_label_of_its_own() -> None:
+    hook = _config().JupyterHub.subdomain_hook
+    labels = {}
+    for name in HOSTILE_NAMES:
+        host = hook(name, HUB_HOST, "user")
+        label, _, rest = host.partition(".")
+        assert rest == DOMAIN, (name, host)
+        assert DNS_LABEL.fullmatch(label), (name, host)
+        labels[name] = label
+    # Distinct names, distinct hosts; and a user literally named like another's encoded
+    # label does not get that host.
+    assert len(set(labels.values())) == len(HOSTILE_NAMES)
+    for name, label in labels.items():
+        if label != name:
+            assert hook(label, HUB_HOST, "user") != f"{label}.{DOMAIN}", (name, label)
+
+
+def test_a_chart_subdomain_host_other_than_the_hubs_stops_the_hub() -> None:
+    with pytest.raises(RuntimeError, match="is not USER_SERVERS_DOMAIN"):
+        _config(chart_subdomain_host="https://elsewhere.test.invalid")
+
+
+def test_without_the_setting_servers_share_the_hubs_host() -> None:
+    c = load_hub_config(release_env(HUB_HOST=HUB_HOST))["c"]
+    assert "subdomain_host" not in c.JupyterHub
+    assert "subdomain_hook" not in c.JupyterHub
+
+
+# -- the real hub ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def subdomain_hub(keycloak, kubeconfig, tmp_path_factory):
+    from tests.hub.real_hub import RealHub
+
+    hub = RealHub(
+        workdir=tmp_path_factory.mktemp("subdomain-hub"),
+        issuer=keycloak.issuer,
+        profiles=PROFILES,
+        kubeconfig=kubeconfig,
+        env_overrides={"USER_SERVERS_DOMAIN": DOMAIN},
+    )
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+@pytest.mark.slow
+def test_per_user_origins_on_a_real_hub(subdomain_hub, kc) -> None:
+    hub = subdomain_hub
+    # The realm's one redirect URI: this hub's callback (the session hub's is another port).
+    callback = f"http://{hub.host}/notebooks/hub/oauth_callback"
+    kc.redirect_uri = callback
+
+    # 1. The login round trip starts and ends on the hub's host.
+    kc.login_as = "alice"
+    session = requests.Session()
+    response = session.get(f"{hub.url}/hub/oauth_login?next=/notebooks/hub/home", timeout=30)
+    response.raise_for_status()
+    hops = [urlparse(r.headers["Location"]) for r in response.history if "Location" in r.headers]
+    authorize = next(h for h in hops if h.path.endswith("/protocol/openid-connect/auth"))
+    assert parse_qs(authorize.query)["redirect_uri"] == [callback]
+    final = urlparse(response.url)
+    assert (final.netloc, final.path) == (hub.host, "/notebooks/hub/home")
+    cookies = {
+        header.split("=", 1)[0]: [a.strip().lower() for a in header.split(";")[1:]]
+        for r in response.history
+        for header in r.raw.headers.getlist("Set-Cookie")
+    }
+    # The login cookie is host-only; JupyterHub gives the session id (not a credential:
+    # it only ties tokens to a browser session for logout, handlers/base.py
+    # set_session_cookie) its hub domain, which is never the users' domain.
+    assert not [a for a in cookies["jupyterhub-hub-login"] if a.startswith("domain=")]
+    for name, attributes in cookies.items():
+        domains = [a for a in attributes if a.startswith("domain=")]
+        assert domains in ([], ["domain=127.0.0.1"]), (name, attributes)
+
+    # 2. A page on alice's own server host cannot make the hub start anything.
+    forged = {"Origin": f"https://alice.{DOMAIN}", "Sec-Fetch-Mode": "no-cors"}
+    for headers in (forged, {**forged, "Sec-Fetch-Site": "same-site"}):
+        refused = session.post(
+            f"{hub.url}/hub/api/users/alice/server",
+            data=json.dumps({"workspace": "alpha"}),
+            headers=headers,
+            timeout=30,
+        )
+        assert refused.status_code == 403, refused.text
+    assert hub.record("alice") is None
+
+    # 3. A server's URL is on its user's host, and the proxy routes that host to it.
+    record = hub.start_default_server("alice", "alpha")
+    server = hub.admin("GET", "/users/alice").json()["servers"][""]
+    assert server["url"] == f"https://alice.{DOMAIN}/notebooks/user/alice/"
+    env = record["env"]
+    assert env["JUPYTERHUB_OAUTH_CALLBACK_URL"] == (
+        f"https://alice.{DOMAIN}/notebooks/user/alice/oauth_callback"
+    )
+    # The server sends the browser to the hub's own host to log in (services/auth.py
+    # HubOAuth.hub_host): the hub, not Keycloak, is its OAuth provider.
+    assert env["JUPYTERHUB_HOST"] == f"http://{hub.host}"
+    proxied = requests.get(
+        f"http://{hub.host}/notebooks/user/alice/",
+        headers={"Host": f"alice.{DOMAIN}"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert proxied.status_code == 200 and "stub notebook" in proxied.text
+    # The server logs its user in with the hub (the hub is its OAuth provider, Keycloak is not
+    # involved): the browser, coming from the server's host, GETs the hub's authorize
+    # endpoint, which the origin check leaves alone, and comes back to the server's host with
+    # a code; the server (no browser headers) trades it for a token with its own secret.
+    server_callback = env["JUPYTERHUB_OAUTH_CALLBACK_URL"]
+    authorize = session.get(
+        f"{hub.url}/hub/api/oauth2/authorize",
+        params={
+            "client_id": env["JUPYTERHUB_CLIENT_ID"],
+            "redirect_uri": server_callback,
+            "response_type": "code",
+            "state": "s",
+        },
+        headers={"Sec-Fetch-Site": "same-site", "Referer": f"https://alice.{DOMAIN}/"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert authorize.status_code == 302, authorize.text
+    back = urlparse(authorize.headers["Location"])
+    assert f"{back.scheme}://{back.netloc}{back.path}" == server_callback
+    token = requests.post(
+        f"{hub.api_url}/oauth2/token",
+        data={
+            "client_id": env["JUPYTERHUB_CLIENT_ID"],
+            "client_secret": env["JUPYTERHUB_API_TOKEN"],
+            "grant_type": "authorization_code",
+            "code": parse_qs(back.query)["code"][0],
+            "redirect_uri": server_callback,
+        },
+        timeout=30,
+    )
+    assert token.status_code == 200 and token.json()["access_token"], token.text
+    # The old address on the hub's host reaches the hub, which sends it to the user's host.
+    moved = session.get(f"{hub.url}/user/alice/lab", allow_redirects=False, timeout=30)
+    moved = session.get(moved.headers["Location"], allow_redirects=False, timeout=30)
+    # (JupyterHub counts the hop in ?redirects=, its guard against a proxy without the route.)
+    target = urlparse(moved.headers["Location"])
+    assert (target.netloc, target.path) == (f"alice.{DOMAIN}", "/notebooks/user/alice/lab")
+
+    # 4. An odd name from the realm gets a host of its own under the domain.
+    odd = "o.dd_user@example.org"
+    kc.users[odd] = ["beta"]
+    hub.login(kc, odd)
+    hub.start_default_server(odd, "beta")
+    url = hub.admin("GET", f"/users/{quote(odd)}").json()["servers"][""]["url"]
+    host = urlparse(url).hostname or ""
+    label, _, rest = host.partition(".")
+    assert rest == DOMAIN and DNS_LABEL.fullmatch(label) and label.startswith("u-odduser"), url
