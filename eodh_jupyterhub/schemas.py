@@ -12,8 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from . import yaml_loader
 from .stack_config import PROJECT_ROOT
 
 VENDOR_DIR = PROJECT_ROOT / "vendor"
@@ -58,7 +57,7 @@ def forbid_unknown_fields(schema: Any) -> Any:
 
 @cache
 def external_secrets_schema(kind: str, version: str = "v1") -> dict[str, Any]:
-    crd = yaml.safe_load(schema_path(EXTERNAL_SECRETS_CRDS[kind]).read_text())
+    crd = yaml_loader.safe_load(schema_path(EXTERNAL_SECRETS_CRDS[kind]).read_text())
     for entry in crd["spec"]["versions"]:
         if entry["name"] == version:
             if not entry.get("served", False):
@@ -69,7 +68,7 @@ def external_secrets_schema(kind: str, version: str = "v1") -> dict[str, Any]:
 
 def argocd_application_schema() -> dict[str, Any]:
     """Argo CD's Application (argoproj.io/v1alpha1), unknown fields refused."""
-    crd = yaml.safe_load(schema_path(ARGOCD_APPLICATION_CRD).read_text())
+    crd = yaml_loader.safe_load(schema_path(ARGOCD_APPLICATION_CRD).read_text())
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1" and v["served"]]
     return forbid_unknown_fields(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
 
@@ -81,7 +80,7 @@ def z2jh_values_schema() -> dict[str, Any]:
 
 @cache
 def z2jh_default_values() -> dict[str, Any]:
-    return yaml.safe_load(schema_path(Z2JH_DEFAULTS).read_text())
+    return yaml_loader.safe_load(schema_path(Z2JH_DEFAULTS).read_text())
 
 
 def helm_merge(defaults: Any, overrides: Any) -> Any:
@@ -140,7 +139,7 @@ def render_z2jh_chart(values: dict[str, Any], name: str, namespace: str) -> list
     for path in sorted(files):
         if not path.endswith((".yaml", ".yml")):
             continue
-        for doc in yaml.safe_load_all(files[path]):
+        for doc in yaml_loader.safe_load_all(files[path]):
             if not isinstance(doc, dict):
                 continue
             if doc["kind"] not in CLUSTER_SCOPED_KINDS:

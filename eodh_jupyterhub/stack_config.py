@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from . import yaml_loader
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def _read_yaml(path: Path) -> Any:
 
 @lru_cache(maxsize=64)
 def _parse_yaml(path: Path, _mtime_ns: int, _size: int) -> Any:
-    return yaml.safe_load(path.read_text())
+    return yaml_loader.safe_load(path.read_text())
 
 
 def _project_file(root: Path) -> dict[str, Any]:

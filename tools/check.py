@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from eodh_jupyterhub import yaml_loader
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES_VERSION = "1.31"
@@ -48,7 +48,7 @@ def _kubernetes(folder: Path) -> Iterator[Finding]:
     from eodh_jupyterhub.schemas import EXTERNAL_SECRETS_CRDS, external_secret_errors
 
     for path in sorted((folder / "kubernetes").glob("*.yaml")):
-        obj = yaml.safe_load(path.read_text())
+        obj = yaml_loader.safe_load(path.read_text())
         name = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
         if obj.get("kind") in EXTERNAL_SECRETS_CRDS:
             for error in external_secret_errors(obj):
@@ -65,7 +65,7 @@ def _helm(folder: Path) -> Iterator[Finding]:
     from eodh_jupyterhub.schemas import z2jh_validation_errors
 
     for path in sorted((folder / "helm").glob("*/values.yaml")):
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml_loader.safe_load(path.read_text()) or {}
         for error in z2jh_validation_errors(values):
             yield Finding(path, path.parent.name, "z2jh-values-schema", error)
 
@@ -75,7 +75,7 @@ def _helm_manifests(folder: Path) -> Iterator[Finding]:
     import kubernetes_validate
 
     for path in sorted((folder / "helm").glob("*/manifests/*.yaml")):
-        obj = yaml.safe_load(path.read_text())
+        obj = yaml_loader.safe_load(path.read_text())
         name = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
         try:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+from eodh_jupyterhub import yaml_loader
 
 ROOT = Path(__file__).resolve().parent.parent
 MISSING = object()
@@ -94,8 +94,8 @@ def diff(a: str, b: str, build: Path) -> list[str]:
     for values_a in sorted((build / a / "helm").glob("*/values.yaml")):
         values_b = build / b / "helm" / values_a.parent.name / "values.yaml"
         changes = field_changes(
-            yaml.safe_load(values_a.read_text()),
-            yaml.safe_load(values_b.read_text()) if values_b.exists() else {},
+            yaml_loader.safe_load(values_a.read_text()),
+            yaml_loader.safe_load(values_b.read_text()) if values_b.exists() else {},
         )
         if changes:
             out.append(f"~ helm release {values_a.parent.name}: values")

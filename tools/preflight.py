@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
-import yaml
+
+from eodh_jupyterhub import yaml_loader
 
 if TYPE_CHECKING:
     from eodh_jupyterhub.settings import Settings
@@ -94,7 +95,7 @@ def kube_client(context: str, workdir: str) -> KubeClient:
             f"no kubeconfig at {path}",
             f"aws eks update-kubeconfig --name <cluster> --alias {context}",
         )
-    config = yaml.safe_load(path.read_text()) or {}
+    config = yaml_loader.safe_load(path.read_text()) or {}
 
     def named(section: str, name: str) -> dict[str, Any]:
         for item in config.get(section) or []:

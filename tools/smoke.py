@@ -53,9 +53,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 import requests
-import yaml
 
 from components.rbac import HUB_RULES
+from eodh_jupyterhub import yaml_loader
 from tools.adopt_release import HUB_DB_PVC
 from tools.preflight import Failed, KubeClient, Result, kube_client, report
 from tools.preflight import _run as run_check
@@ -92,7 +92,7 @@ def hub_url(settings: Settings) -> str:
 
 
 def expected_hub_version(chart: Path | None = None) -> str:
-    return str(yaml.safe_load((chart or CHART).read_text())["appVersion"])
+    return str(yaml_loader.safe_load((chart or CHART).read_text())["appVersion"])
 
 
 def _get(url: str, **kwargs: Any) -> requests.Response:

@@ -34,6 +34,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from eodh_jupyterhub import yaml_loader
 from eodh_jupyterhub.offline import MOCK_ACCOUNT, RecordedResource, Recording
 from tests.aws.support import Request, simulate
 from tests.support.bucket_modes import recording_in_mode
@@ -154,8 +155,7 @@ BUILTIN = {
 def crd_resources() -> dict[tuple[str, str], tuple[str, str, bool]]:
     table = {}
     for path in sorted((ROOT / "vendor").glob("external-secrets-*/*.yaml")):
-        # The C loader: the SecretStore CRD is 0.7 MB.
-        crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        crd = yaml_loader.safe_load(path.read_text())  # the SecretStore CRD is 0.7 MB
         spec = crd["spec"]
         for version in spec["versions"]:
             key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
