@@ -61,33 +61,6 @@ def test_check_resources_passes_every_rendered_stack(stack: str):
         assert not any(d["protect"] for d in rendered)
 
 
-@pytest.mark.parametrize("manage_bucket", [True, False], ids=["managed", "shared"])
-def test_check_resources_passes_the_files_render_writes(stack: str, manage_bucket: bool, tmp_path):
-    """`make check` reads build/<stack>/resources.json as tools/render.py writes it (no URNs
-    or dependencies today): sub-resources are then matched by the offline mocks' naming.
-    Both bucket modes: every stack file shares the platform's bucket today."""
-    import json
-
-    from tests.support.bucket_modes import recording_in_mode
-    from tools.render import render
-
-    render(stack, tmp_path, recording_in_mode(stack, manage_bucket))
-    rendered = json.loads((tmp_path / stack / "resources.json").read_text())["resources"]
-    assert [str(v) for v in check_resources(rendered, stack=stack)] == []
-    has_bucket = any(r["type"] == eodh_policies.BUCKET for r in rendered)
-    assert has_bucket is manage_bucket
-    if manage_bucket:
-        without_block = [r for r in rendered if r["type"] != eodh_policies.PUBLIC_ACCESS_BLOCK]
-        assert "s3-bucket-public-access-blocked" in {
-            v.rule for v in check_resources(without_block, stack=stack)
-        }
-        trigger = eodh_policies.BUCKET_NOTIFICATION
-    else:
-        trigger = eodh_policies.EVENT_TARGET  # a shared bucket: the EventBridge path
-    without_marker = [r for r in rendered if r["type"] != trigger]
-    assert "lambda-marker-present" in {v.rule for v in check_resources(without_marker, stack=stack)}
-
-
 # Each rule, and what to take out of (or change in) the prod recording to make it fire.
 def _without(types: set[str]):
     return lambda resources: [r for r in resources if r.type not in types]

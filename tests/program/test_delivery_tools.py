@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from policy import eodh_policies
+from policy.eodh_policies import check_resources
 from tests.support.bucket_modes import manages_bucket, recording_in_mode
 from tests.support.stacks import stack_names
 from tools import check, diff, render
@@ -48,6 +50,33 @@ def rendered_other_mode(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_both_bucket_modes_pass_every_check(rendered_other_mode: Path) -> None:
     for stack in stack_names():
         assert check.check_stack(stack, rendered_other_mode) == [], stack
+
+
+def test_the_pack_reads_resources_json_as_render_writes_it(
+    rendered: Path, rendered_other_mode: Path
+) -> None:
+    """`make check` reads build/<stack>/resources.json as tools/render.py writes it (no URNs
+    or dependencies today): sub-resources are then matched by the offline mocks' naming. In
+    both bucket modes, and the rules the files could hide from still fire when their part
+    is taken out."""
+    for build in (rendered, rendered_other_mode):
+        for stack in stack_names():
+            resources = json.loads((build / stack / "resources.json").read_text())["resources"]
+            assert [str(v) for v in check_resources(resources, stack=stack)] == [], stack
+            manage_bucket = manages_bucket(stack) == (build == rendered)
+            assert any(r["type"] == eodh_policies.BUCKET for r in resources) is manage_bucket
+            if manage_bucket:
+                without_block = [
+                    r for r in resources if r["type"] != eodh_policies.PUBLIC_ACCESS_BLOCK
+                ]
+                fired = {v.rule for v in check_resources(without_block, stack=stack)}
+                assert "s3-bucket-public-access-blocked" in fired, stack
+                trigger = eodh_policies.BUCKET_NOTIFICATION
+            else:
+                trigger = eodh_policies.EVENT_TARGET  # a shared bucket: the EventBridge path
+            without_marker = [r for r in resources if r["type"] != trigger]
+            fired = {v.rule for v in check_resources(without_marker, stack=stack)}
+            assert "lambda-marker-present" in fired, stack
 
 
 def _scratch(rendered: Path, tmp_path: Path) -> Path:
