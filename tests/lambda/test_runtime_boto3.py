@@ -1,4 +1,4 @@
-"""The handler's moto suite again, on the SDK a python3.13 Lambda may bundle.
+"""The handler's SDK-facing moto tests again, on the SDK a python3.13 Lambda may bundle.
 
 AWS does not document which boto3 the python3.13 runtime bundles ("depends on the runtime
 version and your AWS Region"), so the handler must not depend on a recent one. It adds
@@ -27,6 +27,25 @@ RUNTIME_PYTHON = "3.13"
 # The last boto3 before PutObject gained IfNoneMatch (boto3/botocore 1.35.2).
 OLD_BOTO3 = "1.34.162"
 PINS = ["moto[server]==5.2.5", "pytest==9.2.0", "hypothesis==6.170.17"]
+
+# What an SDK version changes, and only that: how keys are encoded in requests (awkward
+# keys, both event shapes), the conditional PutObject's header and its 412/409 answers,
+# throttling and retries, the client the entry point builds and the failure queue's SQS
+# client. The rest of tests/lambda decides from the event alone or runs on an operator's
+# machine (the replay tool): it runs in the ordinary suite on the newest SDK. A name here
+# that no longer exists fails the run (pytest: "not found").
+RUNTIME_TESTS = [
+    "tests/lambda/test_events.py::test_awkward_keys_get_exactly_their_markers",
+    "tests/lambda/test_events.py::test_trailing_slash_folder_object_is_marked_itself",
+    "tests/lambda/test_events.py::test_every_request_is_a_conditional_put_of_a_nested_marker",
+    "tests/lambda/test_events.py::test_markers_are_empty_and_take_the_bucket_encryption",
+    "tests/lambda/test_events.py::test_existing_marker_is_never_overwritten",
+    "tests/lambda/test_events.py::test_lambda_entry_point",
+    "tests/lambda/test_eventbridge_shape.py::"
+    "test_awkward_keys_through_eventbridge_get_exactly_their_markers",
+    "tests/lambda/test_eventbridge_shape.py::test_an_eventbridge_key_is_decoded_once",
+    "tests/lambda/test_failures.py",
+]
 
 pytestmark = [
     pytest.mark.slow,
@@ -109,15 +128,7 @@ def test_handler_suite_passes_on_python_3_13_with_pre_if_none_match_boto3() -> N
             str(python),
             "-m",
             "pytest",
-            # What an SDK version changes: how keys are encoded in the request (awkward
-            # keys, both event shapes), the conditional PutObject's header, and the
-            # 412/409/throttle answers and retries. The property test drives the same calls
-            # over random trees, the replay tool runs on an operator's machine with this
-            # project's SDK, and test_own_events and test_directories decide from the event
-            # alone: all run in the ordinary suite on the newest SDK.
-            "tests/lambda/test_events.py",
-            "tests/lambda/test_eventbridge_shape.py",
-            "tests/lambda/test_failures.py",
+            *RUNTIME_TESTS,
             "-q",
             "-m",
             "not slow",
