@@ -193,10 +193,14 @@ def test_credentials_expire_mid_session_and_reassume_with_the_refreshed_token(
         assert request.query == {"server": [""]}
         assert request.authorization == f"token {hub.api_token}"
 
-        # Past the credentials' expiry the next call re-assumes, with the fresh token.
+        # Past the credentials' expiry the next call re-assumes, with the fresh token, for a
+        # 2 s session: due for renewal within 1 s (the refresh window's floor), so the next
+        # phase waits 1 s, not 3. Nothing between reads S3, so nothing renews it earlier.
+        monkeypatch.setattr(aws.sts, "session_seconds", 2)
         time.sleep(max(0.0, assumed_at + duration - 1 - time.monotonic()))
         assert cm.get("s3/a.txt")["content"] == "v1"
         reassumed_at = time.monotonic()
+        duration = 2
         assert aws.sts.tokens[first_call:] == [spawn_token, fresh]
 
         # The hub hands out one token AWS refuses, then good ones again.
