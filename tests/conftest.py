@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import warnings
 
 import pytest
@@ -31,6 +32,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.get_closest_marker("slow") is not None:
             slow_files.add(item.path)
     items.sort(key=lambda item: (item.path not in slow_files, first_index[item.path]))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Less of the run in Python's cyclic garbage collector.
+
+    A worker holds half a million objects (the AWS provider's modules, recordings, moto's
+    backends), and each full collection walks them all: measured over tests/program and
+    tests/aws in one process, 56 full collections took 10 s of a 47 s run. What collection
+    built lives as long as the run, so it is moved out of the collector's sight
+    (gc.freeze), and young objects are collected every 10,000 allocations instead of 700,
+    which makes full collections rarer (17, 2.6 s, same peak memory). Nothing a test
+    checks depends on when cyclic garbage is freed.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
