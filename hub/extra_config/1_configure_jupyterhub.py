@@ -56,8 +56,18 @@ c.JupyterHub.public_url = EODH_HUB_URL + "/"
 # would otherwise derive it from subdomain_host (app.py `_default_public_url`). The chart
 # also sees the domain (hub.config; its proxy then routes by host), and the two must agree.
 EODH_USER_SERVERS_DOMAIN = os.environ.get("USER_SERVERS_DOMAIN", "")
+if not EODH_USER_SERVERS_DOMAIN and c.JupyterHub.get("subdomain_host"):
+    # Left alone, JupyterHub would put every user on <user>.<HUB_HOST> (the hook's default
+    # domain), e.g. a workspace's host when the hub is served on the workspaces domain.
+    raise RuntimeError(
+        f"EODH hub configuration: the chart sets subdomain_host "
+        f"{c.JupyterHub.subdomain_host!r} but USER_SERVERS_DOMAIN is not set"
+    )
 if EODH_USER_SERVERS_DOMAIN:
-    from jupyterhub.utils import subdomain_hook_idna as _eodh_subdomain_hook_idna
+    import hashlib as _eodh_hashlib
+
+    from jupyterhub.utils import _strict_dns_safe_encode as _eodh_dns_label
+    from jupyterhub.utils import _trim_and_hash as _eodh_trim_and_hash
 
     _eodh_subdomain_host = f"https://{EODH_USER_SERVERS_DOMAIN}"
     if c.JupyterHub.get("subdomain_host", _eodh_subdomain_host) != _eodh_subdomain_host:
@@ -80,10 +90,29 @@ if EODH_USER_SERVERS_DOMAIN:
         always one label, and never one a plain name could also be (both hold '--', and a
         name holding '--' is hashed). Upper case never arrives: JupyterHub lower-cases every
         name at login, in the API and in config (auth.py `normalize_username`).
+
+        The hash is 128 bits, not JupyterHub's 28 (`_trim_and_hash`: sha256[:7]): two names
+        on one host share an origin, and 28 bits collide after some 16,000 tries of names
+        the realm could hold (john.smith.6130 and john.smith.8881). At most 44 characters.
         """
-        return _eodh_subdomain_hook_idna(name, EODH_USER_SERVERS_DOMAIN, kind)
+        label = _eodh_dns_label(name)
+        if label == _eodh_trim_and_hash(name):
+            stub = label.removeprefix("u-").rpartition("--")[0]
+            digest = _eodh_hashlib.sha256(name.encode("utf8")).hexdigest()[:32]
+            label = f"u-{stub}--{digest}"
+        suffix = "" if kind == "user" else f"--{kind}"
+        return f"{label}{suffix}.{EODH_USER_SERVERS_DOMAIN}"
 
     c.JupyterHub.subdomain_hook = eodh_subdomain_hook
+
+    # A server's page can still set cookies for a parent domain its host shares with the hub
+    # (Domain=<HUB_HOST>, Path=/notebooks/hub/: "cookie tossing"); the hub would read the
+    # planted login cookie (tornado keeps the last of two same-named ones) and the user
+    # would act as the server's owner. `__Host-` cookies cannot be set with a Domain, so only
+    # the hub's own host can set the login cookie. The prefix requires Path=/: the login
+    # cookie goes to every path of HUB_HOST (docs/platform-contract.md §5). Servers get it
+    # too (JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED: their cookies on their user's host, Path=/).
+    c.JupyterHub.cookie_host_prefix_enabled = True
 
 # The release mounts hub/templates (spawn.html) here from a ConfigMap.
 c.JupyterHub.template_paths = ["/srv/jupyterhub/templates"]

@@ -21,6 +21,9 @@ from urllib.parse import urlencode
 
 import jwt
 from eodh_jpyauth.auth import EODHAuthenticator as _EODHAuthenticatorBase
+from oauthenticator.oauth2 import STATE_COOKIE_NAME as _EODH_STATE_COOKIE_NAME
+from oauthenticator.oauth2 import OAuthCallbackHandler as _EODHCallbackHandlerBase
+from oauthenticator.oauth2 import OAuthLoginHandler as _EODHLoginHandlerBase
 from tornado import web
 from tornado.httpclient import HTTPClientError
 
@@ -138,12 +141,44 @@ def eodh_token_claims(token) -> dict:
     return claims if isinstance(claims, dict) else {}
 
 
+def _eodh_state_cookie_name(handler) -> str:
+    """The login's OAuth state cookie, ``__Host-`` prefixed like the login cookie (file 1).
+
+    With per-user origins a server's page could plant its owner's state cookie for the hub's
+    host (Domain=<HUB_HOST>), then send the browser to the callback with its owner's code:
+    the state would match and the victim would be logged in as the server's owner.
+    OAuthenticator 17 names it ``oauthenticator-state`` whatever the hub's setting.
+    """
+    if handler.settings.get("cookie_host_prefix_enabled"):
+        return "__Host-" + _EODH_STATE_COOKIE_NAME
+    return _EODH_STATE_COOKIE_NAME
+
+
+class EODHLoginHandler(_EODHLoginHandlerBase):
+    def set_state_cookie(self, state_cookie_value):
+        self._set_cookie(
+            _eodh_state_cookie_name(self), state_cookie_value, expires_days=1, httponly=True
+        )
+
+
+class EODHCallbackHandler(_EODHCallbackHandlerBase):
+    def get_state_cookie(self):
+        if self._state_cookie is None:
+            name = _eodh_state_cookie_name(self)
+            self._state_cookie = (self.get_secure_cookie(name) or b"").decode("utf8", "replace")
+            self.clear_cookie(name)
+        return self._state_cookie
+
+
 class EODHWorkspaceAuthenticator(_EODHAuthenticatorBase):
     """EODHAuthenticator that refuses a malformed workspaces claim and unusable names.
 
     Runs at login and at every refresh (JupyterHub's, and the pre-spawn refresh), so the
     auth state's ``workspaces`` only ever holds names that map to their own namespace.
     """
+
+    login_handler = EODHLoginHandler
+    callback_handler = EODHCallbackHandler
 
     def build_auth_state_dict(self, token_info, user_info):
         usable, unusable = eodh_workspaces_claim(eodh_token_claims(token_info.get("access_token")))

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import re
+from http.cookiejar import DefaultCookiePolicy
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 import requests
 from jupyterhub.app import JupyterHub
+from tornado.web import create_signed_value, decode_signed_value
 from traitlets.config import Config
 
 from tests.hub.conftest import PROFILES
@@ -89,9 +91,33 @@ def test_every_user_name_becomes_one_dns_label_of_its_own() -> None:
             assert hook(label, HUB_HOST, "user") != f"{label}.{DOMAIN}", (name, label)
 
 
+def test_hashed_labels_carry_128_bits() -> None:
+    """JupyterHub's fallback keeps 28 bits of sha256 (utils.py `_trim_and_hash`): these two
+    realm-legal names share its label u-johnsmit--<7 hex>, and so would share an origin."""
+    hook = _config().JupyterHub.subdomain_hook
+    first, second = (hook(n, HUB_HOST, "user") for n in ("john.smith.6130", "john.smith.8881"))
+    assert first != second
+    for name in HOSTILE_NAMES + ["john.smith.6130", "\u00e9" * 80, "@" * 200]:
+        label = hook(name, HUB_HOST, "user").removesuffix(f".{DOMAIN}")
+        assert len(label) <= 63 and DNS_LABEL.fullmatch(label), (name, label)
+        if label.startswith("u-"):
+            assert re.fullmatch(r"u-[a-z0-9]{1,8}--[0-9a-f]{32}", label), (name, label)
+    # Names that are already a label, or have an IDNA form, keep JupyterHub's label.
+    assert hook("alice", HUB_HOST, "user") == f"alice.{DOMAIN}"
+    assert hook("\u00e9mile", HUB_HOST, "user") == f"xn--mile-9oa.{DOMAIN}"
+
+
 def test_a_chart_subdomain_host_other_than_the_hubs_stops_the_hub() -> None:
     with pytest.raises(RuntimeError, match="is not USER_SERVERS_DOMAIN"):
         _config(chart_subdomain_host="https://elsewhere.test.invalid")
+
+
+def test_a_chart_subdomain_host_without_the_release_setting_stops_the_hub() -> None:
+    # JupyterHub's own hook would put users on <user>.<HUB_HOST>: a workspace's host.
+    chart = Config()
+    chart.JupyterHub.subdomain_host = f"https://{DOMAIN}"
+    with pytest.raises(RuntimeError, match="USER_SERVERS_DOMAIN is not set"):
+        load_hub_config(release_env(HUB_HOST=HUB_HOST), config=chart)
 
 
 def test_without_the_setting_servers_share_the_hubs_host() -> None:
@@ -120,8 +146,12 @@ def subdomain_hub(keycloak, kubeconfig, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_per_user_origins_on_a_real_hub(subdomain_hub, kc) -> None:
+def test_per_user_origins_on_a_real_hub(subdomain_hub, kc, monkeypatch) -> None:
     hub = subdomain_hub
+    # `__Host-` cookies are always Secure and this hub is plain http on 127.0.0.1, an origin
+    # browsers treat as potentially trustworthy and send Secure cookies to; http.cookiejar
+    # (requests copies the jar per request, default policy included) would not.
+    monkeypatch.setattr(DefaultCookiePolicy, "return_ok_secure", lambda *_: True)
     # The realm's one redirect URI: this hub's callback (the session hub's is another port).
     callback = f"http://{hub.host}/notebooks/hub/oauth_callback"
     kc.redirect_uri = callback
@@ -141,13 +171,54 @@ def test_per_user_origins_on_a_real_hub(subdomain_hub, kc) -> None:
         for r in response.history
         for header in r.raw.headers.getlist("Set-Cookie")
     }
-    # The login cookie is host-only; JupyterHub gives the session id (not a credential:
-    # it only ties tokens to a browser session for logout, handlers/base.py
-    # set_session_cookie) its hub domain, which is never the users' domain.
-    assert not [a for a in cookies["jupyterhub-hub-login"] if a.startswith("domain=")]
+    # The login cookie and the login's OAuth state cookie are `__Host-` cookies: host-only
+    # and on Path=/, so a server's page whose host shares a parent domain with the hub's
+    # cannot plant either for the hub (browsers refuse a `__Host-` cookie with a Domain).
+    # JupyterHub gives the session id (not a credential: it only ties tokens to a browser
+    # session for logout, handlers/base.py set_session_cookie) the hub's domain, which the
+    # users' hosts are under when the users' domain is under HUB_HOST.
+    assert "jupyterhub-hub-login" not in cookies and "oauthenticator-state" not in cookies
+    for name in ("__Host-jupyterhub-hub-login", "__Host-oauthenticator-state"):
+        assert "path=/" in cookies[name] and "secure" in cookies[name], (name, cookies[name])
+        assert not [a for a in cookies[name] if a.startswith("domain=")], (name, cookies[name])
     for name, attributes in cookies.items():
         domains = [a for a in attributes if a.startswith("domain=")]
         assert domains in ([], ["domain=127.0.0.1"]), (name, attributes)
+    # What a page on another host under the hub's domain could still plant: a login cookie
+    # without the prefix, here validly signed for alice, as the hub issued it before. The hub
+    # no longer reads that name; the same value under the prefixed name logs in.
+    # (Tornado quotes signed values: they hold '|' and '='.)
+    login_cookie = session.cookies["__Host-jupyterhub-hub-login"].strip('"')
+    secret = bytes.fromhex((hub.workdir / "cookie_secret").read_text().strip())
+    cookie_id = decode_signed_value(secret, "__Host-jupyterhub-hub-login", login_cookie)
+    planted = create_signed_value(secret, "jupyterhub-hub-login", cookie_id).decode()
+    for cookie, logged_in in (
+        (f"__Host-jupyterhub-hub-login={login_cookie}", True),
+        (f"jupyterhub-hub-login={planted}", False),
+    ):
+        home = requests.get(
+            f"{hub.url}/hub/home", headers={"Cookie": cookie}, allow_redirects=False, timeout=30
+        )
+        assert (home.status_code == 200) == logged_in, (cookie.split("=")[0], home.status_code)
+    # Likewise a planted state cookie: alice's own, with a code for alice, sent to the hub's
+    # callback by a page of hers, must not log the browser in as alice (login CSRF).
+    attacker = requests.Session()
+    started = attacker.get(f"{hub.url}/hub/oauth_login", allow_redirects=False, timeout=30)
+    state = attacker.cookies["__Host-oauthenticator-state"].strip('"')
+    back_with_code = attacker.get(started.headers["Location"], allow_redirects=False, timeout=30)
+    planted = create_signed_value(
+        secret,
+        "oauthenticator-state",
+        decode_signed_value(secret, "__Host-oauthenticator-state", state),
+    ).decode()
+    victim = requests.get(
+        back_with_code.headers["Location"],
+        headers={"Cookie": f"oauthenticator-state={planted}"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert victim.status_code == 400, victim.status_code
+    assert "hub-login" not in victim.headers.get("Set-Cookie", ""), victim.headers
 
     # 2. A page on alice's own server host cannot make the hub start anything.
     forged = {"Origin": f"https://alice.{DOMAIN}", "Sec-Fetch-Mode": "no-cors"}
@@ -166,6 +237,8 @@ def test_per_user_origins_on_a_real_hub(subdomain_hub, kc) -> None:
     server = hub.admin("GET", "/users/alice").json()["servers"][""]
     assert server["url"] == f"https://alice.{DOMAIN}/notebooks/user/alice/"
     env = record["env"]
+    # The server's own cookies are `__Host-` ones too, on its user's host.
+    assert env["JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED"] == "1"
     assert env["JUPYTERHUB_OAUTH_CALLBACK_URL"] == (
         f"https://alice.{DOMAIN}/notebooks/user/alice/oauth_callback"
     )
@@ -221,7 +294,8 @@ def test_per_user_origins_on_a_real_hub(subdomain_hub, kc) -> None:
     # 4. An odd name from the realm gets a host of its own under the domain.
     odd = "o.dd_user@example.org"
     kc.users[odd] = ["beta"]
-    hub.login(kc, odd)
+    kc.login_as = odd
+    requests.Session().get(f"{hub.url}/hub/oauth_login", timeout=30).raise_for_status()
     hub.start_default_server(odd, "beta")
     url = hub.admin("GET", f"/users/{quote(odd)}").json()["servers"][""]["url"]
     host = urlparse(url).hostname or ""
