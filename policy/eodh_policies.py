@@ -799,10 +799,22 @@ def _proxied_services(ingress: Resource) -> set[str]:
     return {s for s in services if isinstance(s, str)}
 
 
+# A whole snippet that answers every request itself: `return <code>;` or `return <code> <text>;`.
+# A `return` inside an `if` (or beside anything else) leaves the other requests proxied.
+_SOLE_RETURN = re.compile(r"return\s+\d{3}(\s+[^;{}]*)?")
+
+
+def _only_returns(lines: list[str]) -> bool:
+    code = " ".join(line.split("#", 1)[0] for line in lines)
+    statements = [s.strip() for s in code.split(";") if s.strip()]
+    return len(statements) == 1 and bool(_SOLE_RETURN.fullmatch(statements[0]))
+
+
 def check_ingress_header_guard(resource, config):
     """Every host that reaches the hub's proxy clears the identity headers first: a wildcard
     host for the user servers as much as the hub's own. An Ingress that answers by itself
-    (a redirect, or a snippet that returns) proxies nothing and needs no guard."""
+    (a redirect, or a snippet whose one statement is `return`) proxies nothing and needs no
+    guard."""
     services = set(config.get("services") or [])
     if not services & _proxied_services(resource):
         return
@@ -813,7 +825,7 @@ def check_ingress_header_guard(resource, config):
     if isinstance(snippet, _Unknown):
         return
     lines = [line.strip() for line in str(snippet or "").splitlines()]
-    if any(line.startswith("return ") for line in lines):
+    if _only_returns(lines):
         return
     cleared = {
         name.lower()

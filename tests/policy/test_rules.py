@@ -757,6 +757,7 @@ def test_the_policys_headers_are_the_programs():
         ingress("*.users.eodatahub-workspaces.org.uk", GUARD),
         # Answered by nginx itself: nothing proxied.
         ingress("eodatahub-workspaces.org.uk", "return 404;\n"),
+        ingress("eodatahub-workspaces.org.uk", "# moved\nreturn 410 'gone';\n"),
         ingress(
             "prod.eodatahub-workspaces.org.uk",
             None,
@@ -765,7 +766,7 @@ def test_the_policys_headers_are_the_programs():
         # Not the hub's proxy.
         ingress("other.example.org", None, service="something-else"),
     ],
-    ids=["hub-host", "wildcard", "refusal", "redirect", "other-service"],
+    ids=["hub-host", "wildcard", "refusal", "refusal-with-text", "redirect", "other-service"],
 )
 def test_guarded_or_non_proxying_ingress_passes(resource):
     assert violations_of("k8s-ingress-header-guard", [resource]) == []
@@ -779,8 +780,11 @@ def test_guarded_or_non_proxying_ingress_passes(resource):
         # Only part of the list: the prefix rule is what catches oauth2-proxy's newer headers.
         ("more_clear_input_headers Remote-User X-Forwarded-User;\n", "'X-Auth-Request-*'"),
         ('proxy_set_header Remote-User "";\n', "'Remote-User'"),
+        # A return that answers only some requests: the others are proxied unguarded.
+        ('if ($request_uri !~ "^/notebooks/user/") {\n  return 404;\n}\n', "'Remote-User'"),
+        ("return 404;\nproxy_set_header X-Other 1;\n", "'Remote-User'"),
     ],
-    ids=["no-snippet", "empty", "partial", "proxy-set-header"],
+    ids=["no-snippet", "empty", "partial", "proxy-set-header", "conditional-return", "not-alone"],
 )
 def test_a_wildcard_user_servers_ingress_without_the_guard_fails(snippet, missing):
     resource = ingress("*.users.eodatahub-workspaces.org.uk", snippet)
