@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from components.helm_values import BASE_URL, ImageRef, NotebookResources
 from components.hub_metrics import MetricsScraper
@@ -409,18 +410,30 @@ def _metrics_scraper(reader: _Reader) -> MetricsScraper | None:
     return MetricsScraper(value["namespace"], dict(value["podLabels"]))
 
 
+# The longest label JupyterHub's hook (file 1) makes, and DNS's longest name.
+_DNS_LABEL_MAX = 63
+_DNS_NAME_MAX = 253
+
+
 def _user_servers(
-    reader: _Reader, workspaces_domain: str, hub_host: str, hub_extra_hosts: tuple[str, ...]
+    reader: _Reader,
+    *,
+    platform_domain: str,
+    workspaces_domain: str,
+    keycloak_issuer: str,
+    hub_host: str,
+    hub_extra_hosts: tuple[str, ...],
 ) -> tuple[str | None, str | None]:
     """userServersDomain and its certificate's Secret; both unset: servers share the hub's host.
 
     JupyterHub puts a user's servers on `<label>.<domain>` (jupyterhub 5.3 user.py
     `User.domain`; the label from `subdomain_hook`, file 1), and the user servers' Ingress
     answers `*.<domain>`: one label, as a Kubernetes wildcard host matches. The domain must
-    leave every host the platform already serves out of that set.
+    leave every host the platform already serves out of that set, and stay out of the
+    platform's own domains, whose hosts and cookies belong to its services.
     """
     key = f"{PROJECT}:userServersDomain"
-    example = '"users.eodatahub-workspaces.org.uk"'
+    example = '"users--nb.eodatahub-workspaces.org.uk"'
     domain = reader.optional_string(
         "userServersDomain",
         "a DNS domain name in lower case with a wildcard DNS record and certificate for "
@@ -443,27 +456,57 @@ def _user_servers(
         )
     if not domain:
         return None, None
-    # `<ws>.<workspacesDomain>` are the workspaces' own hosts: a user named like a workspace
-    # would take its host.
-    if domain == workspaces_domain:
-        reader._problem(
-            key,
-            f"a domain other than workspacesDomain ({workspaces_domain}), whose hosts "
-            "<workspace>.<domain> belong to the workspaces",
-            example,
-            domain,
-        )
+
+    def refuse(expected: str) -> tuple[None, None]:
+        reader._problem(key, expected, example, domain)
         return None, None
-    for name, host in [("hubHost", hub_host), *(("hubExtraHosts", h) for h in hub_extra_hosts)]:
-        if host == domain or host.partition(".")[2] == domain:
-            reader._problem(
-                key,
-                f"a domain whose hosts <user>.<domain> cannot be {name} {host} (a user of "
-                f"that name would take the hub's host)",
-                example,
-                domain,
+
+    # Every host name <label>.<domain> must fit DNS: the hook's labels reach 63 characters.
+    if len(domain) > _DNS_NAME_MAX - _DNS_LABEL_MAX - 1:
+        return refuse(
+            f"a domain of at most {_DNS_NAME_MAX - _DNS_LABEL_MAX - 1} characters, so that "
+            f"<63-character user label>.<domain> stays within DNS's {_DNS_NAME_MAX}"
+        )
+    # Two labels under these stacks' TLD (org.uk) are a public suffix: nobody holds a wildcard
+    # certificate for *.org.uk, and browsers keep each <user>.org.uk apart only by the Public
+    # Suffix List. Three labels at least (a domain of its own, eodatahub-notebooks.org.uk, or
+    # a name under one) rules that out without shipping the list.
+    if domain.count(".") < 2:
+        return refuse("a domain of three labels or more, not a public suffix such as org.uk")
+    # `<workspace>.<workspacesDomain>` are the workspaces' own hosts: a domain that is one of
+    # them would put users under a workspace's host. Workspace names never hold '--' (the
+    # hub's rule, hub/extra_config/2 `eodh_workspace_name_problem`), so a label with '--'
+    # is free: users--nb.<workspacesDomain>.
+    label, _, parent = domain.partition(".")
+    if domain == workspaces_domain or (parent == workspaces_domain and "--" not in label):
+        return refuse(
+            f"a domain other than workspacesDomain ({workspaces_domain}) and than "
+            f"<workspace>.{workspaces_domain}, whose hosts belong to the workspaces (a label "
+            f"holding '--' is no workspace's: users--nb.{workspaces_domain})"
+        )
+    issuer_host = urlsplit(keycloak_issuer).hostname or ""
+    for name, owned in [
+        ("platformDomain", platform_domain),
+        ("keycloakIssuer's host", issuer_host),
+    ]:
+        if owned and (domain == owned or domain.endswith(f".{owned}")):
+            return refuse(
+                f"a domain outside {name} ({owned}): its hosts and cookies are the platform's "
+                "services', Keycloak's login among them"
             )
-            return None, None
+    served = [
+        ("hubHost", hub_host),
+        *(("hubExtraHosts", h) for h in hub_extra_hosts),
+        ("workspacesDomain", workspaces_domain),
+        ("platformDomain", platform_domain),
+        ("keycloakIssuer's host", issuer_host),
+    ]
+    for name, host in served:
+        if host and (host == domain or host.partition(".")[2] == domain):
+            return refuse(
+                f"a domain whose hosts <user>.<domain> cannot be {name} {host} (a user of "
+                f"that name would take the platform's host)"
+            )
     return domain, secret
 
 
@@ -602,7 +645,12 @@ def load_settings(raw: RawConfig, stack: str) -> Settings:
         lambda v: bool(_K8S_NAME_RE.fullmatch(v)) and len(v) <= 253,
     )
     user_servers_domain, user_servers_tls_secret_name = _user_servers(
-        r, workspaces_domain, hub_host, hub_extra_hosts
+        r,
+        platform_domain=platform_domain,
+        workspaces_domain=workspaces_domain,
+        keycloak_issuer=keycloak_issuer,
+        hub_host=hub_host,
+        hub_extra_hosts=hub_extra_hosts,
     )
 
     marker_reserved_concurrency = r.integer(

@@ -199,6 +199,46 @@ BAD_CONFIGS = [
         "eodatahub-workspaces.org.uk",
         "cannot be hubHost dev.eodatahub-workspaces.org.uk",
     ),
+    # Platform hosts (Keycloak's login at dev.eodatahub.org.uk/keycloak among them) and their
+    # cookies: users' servers stay out.
+    (
+        "user-servers-domain-is-the-platform-domain",
+        f"{P}userServersDomain",
+        "dev.eodatahub.org.uk",
+        "outside platformDomain (dev.eodatahub.org.uk)",
+    ),
+    (
+        "user-servers-domain-under-the-platform-domain",
+        f"{P}userServersDomain",
+        "users.dev.eodatahub.org.uk",
+        "outside platformDomain (dev.eodatahub.org.uk)",
+    ),
+    # The host of a workspace named "users".
+    (
+        "user-servers-domain-is-a-workspaces-host",
+        f"{P}userServersDomain",
+        "users.dev.eodatahub-workspaces.org.uk",
+        "than <workspace>.dev.eodatahub-workspaces.org.uk",
+    ),
+    # A user named "dev" would take the platform's host.
+    (
+        "user-servers-domain-holds-the-platform-domain",
+        f"{P}userServersDomain",
+        "eodatahub.org.uk",
+        "cannot be platformDomain dev.eodatahub.org.uk",
+    ),
+    (
+        "user-servers-domain-too-long-for-a-63-character-label",
+        f"{P}userServersDomain",
+        f"{'a' * 61}.{'b' * 60}.{'c' * 60}.org.uk",
+        "at most 189 characters",
+    ),
+    (
+        "user-servers-domain-a-public-suffix",
+        f"{P}userServersDomain",
+        "org.uk",
+        "three labels or more",
+    ),
     (
         "user-servers-certificate-without-domain",
         f"{P}userServersTlsSecretName",
@@ -434,15 +474,48 @@ def test_user_servers_domain_is_off_in_every_stack(stack: str) -> None:
 
 
 def test_user_servers_domain_and_its_certificate() -> None:
+    # A label holding '--' is no workspace's name (hub/extra_config/2), so no workspace's host.
     config = _mutated(
-        "staging", f"{P}userServersDomain", "users.staging.eodatahub-workspaces.org.uk"
+        "staging", f"{P}userServersDomain", "users--nb.staging.eodatahub-workspaces.org.uk"
     )
     settings = load_settings(config, "staging")
-    assert settings.user_servers_domain == "users.staging.eodatahub-workspaces.org.uk"
+    assert settings.user_servers_domain == "users--nb.staging.eodatahub-workspaces.org.uk"
     # Without a certificate of its own the wildcard host uses the hub's Secret.
     assert settings.user_servers_tls_secret == settings.tls_secret_name == "eodhp-tls"
     config[f"{P}userServersTlsSecretName"] = "eodhp-users-tls"
     assert load_settings(config, "staging").user_servers_tls_secret == "eodhp-users-tls"
+
+
+def test_user_servers_domain_leaves_the_workspaces_domain_and_keycloaks_host() -> None:
+    # The hub on a host of its own: a user named like the workspaces domain's first label
+    # would take its apex.
+    config = _mutated("dev", f"{P}hubHost", "notebooks.dev.eodatahub.org.uk")
+    config[f"{P}userServersDomain"] = "eodatahub-workspaces.org.uk"
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config, "dev")
+    (problem,) = raised.value.problems
+    assert "cannot be workspacesDomain dev.eodatahub-workspaces.org.uk" in problem
+    # Keycloak on a host of its own: its host and anything under it are the realm's.
+    config = _mutated("dev", f"{P}keycloakIssuer", "https://auth.example.org.uk/realms/eodhp")
+    for domain in ("auth.example.org.uk", "users.auth.example.org.uk"):
+        config[f"{P}userServersDomain"] = domain
+        with pytest.raises(SettingsError) as raised:
+            load_settings(config, "dev")
+        (problem,) = raised.value.problems
+        assert "outside keycloakIssuer's host (auth.example.org.uk)" in problem, problem
+    config[f"{P}userServersDomain"] = "example.org.uk"
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config, "dev")
+    assert "cannot be keycloakIssuer's host auth.example.org.uk" in raised.value.problems[0]
+
+
+def test_workspace_names_never_hold_a_double_hyphen() -> None:
+    """Settings take a '--' label under workspacesDomain as no workspace's host."""
+    from tests.support.hub_config import load_hub_config, release_env
+
+    problem = load_hub_config(release_env())["eodh_workspace_name_problem"]
+    assert problem("users-nb") is None
+    assert problem("users--nb") is not None
 
 
 def test_user_servers_domain_may_not_hold_a_redirecting_hub_host() -> None:
@@ -453,4 +526,4 @@ def test_user_servers_domain_may_not_hold_a_redirecting_hub_host() -> None:
     (problem,) = raised.value.problems
     assert problem.startswith(f"{P}userServersDomain: expected a domain whose hosts")
     assert "cannot be hubExtraHosts notebooks.users.example.org.uk" in problem
-    assert 'for example "users.eodatahub-workspaces.org.uk"' in problem
+    assert 'for example "users--nb.eodatahub-workspaces.org.uk"' in problem
