@@ -23,6 +23,8 @@ PROXY_SERVICE = "proxy-public"
 METRICS_PATHS = (f"{BASE_URL}/hub/metrics", f"{BASE_URL}/hub/api/metrics")
 # What a user server's host serves (userServersDomain): its servers, nothing of the hub's.
 USER_SERVERS_PATH = f"{BASE_URL}/user"
+# The servers' wildcard host's Ingress (tools/preflight.py reads it).
+USER_SERVERS_INGRESS = "jupyterhub-user-servers"
 
 # Request headers through which the platform's auth layer (oauth2-proxy behind ingress-nginx's
 # global auth) tells the services behind it who the user is. The hub does its own OAuth and
@@ -263,7 +265,7 @@ class JupyterHub(pulumi.ComponentResource):
         )
         self._declare_ingress(
             f"{name}-user-servers",
-            "jupyterhub-user-servers",
+            USER_SERVERS_INGRESS,
             args,
             labels,
             proxied,

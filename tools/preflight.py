@@ -241,14 +241,35 @@ class Network:
     https_port: int = 443
 
 
-def check_user_servers_origin(settings: Settings, network: Network) -> str:
-    """A host no one has named yet resolves under userServersDomain and presents a valid
-    certificate for itself: what every new user's `<user>.<domain>` will need.
+def _user_servers_ingress_exists(kube: KubeClient, settings: Settings) -> bool:
+    from components.jupyterhub import USER_SERVERS_INGRESS
+
+    path = (
+        f"/apis/networking.k8s.io/v1/namespaces/{settings.namespace}/ingresses/"
+        f"{USER_SERVERS_INGRESS}"
+    )
+    response = kube.get(path, accept=METADATA_ONLY)
+    if response.status_code not in (200, 404):
+        raise Failed(f"GET {path} answered HTTP {response.status_code}", "check your access")
+    return response.status_code == 200
+
+
+def check_user_servers_origin(
+    settings: Settings, network: Network, kube: KubeClient | None = None
+) -> str:
+    """A host no one has named yet resolves under userServersDomain, to where hubHost does,
+    and presents a valid certificate for itself: what every new user's `<user>.<domain>`
+    will need.
 
     A random label stands for the next user: an explicit record made for one test host
     would pass a fixed-name check without the wildcard record (`*.<domain>`) or the
-    wildcard certificate. Only DNS, TCP and the TLS handshake: nothing is requested.
+    wildcard certificate. Resolving proves less than it seems: a wildcard record of a parent
+    domain (`*.<parent>`) answers every deeper name too, and a stale one points elsewhere;
+    hence the comparison with hubHost's addresses. Only DNS, TCP, the TLS handshake and, when
+    that fails, one Ingress read: nothing is requested of the platform.
     """
+    from components.jupyterhub import USER_SERVERS_INGRESS
+
     domain = settings.user_servers_domain
     if not domain:
         return "no userServersDomain: servers share the hub's host, nothing to check"
@@ -264,6 +285,22 @@ def check_user_servers_origin(settings: Settings, network: Network) -> str:
         ) from None
     if not addresses:
         raise Failed(f"{host} resolves to no address", f"check the DNS record *.{domain}")
+    try:
+        hub_addresses = network.resolve(settings.hub_host)
+    except OSError as error:
+        raise Failed(
+            f"hubHost {settings.hub_host} does not resolve ({error}): nothing to compare "
+            f"*.{domain} with",
+            f"check the DNS record of {settings.hub_host}",
+        ) from None
+    if not set(addresses) & set(hub_addresses):
+        raise Failed(
+            f"{host} resolves to {addresses}, hubHost {settings.hub_host} to "
+            f"{hub_addresses}: the users' hosts would reach another endpoint (a stale or "
+            "another domain's wildcard record)",
+            f"point *.{domain} where {settings.hub_host} does (the ingress controller's "
+            "load balancer)",
+        )
     context = network.tls or ssl.create_default_context()
     secret = settings.user_servers_tls_secret or "the ingress controller's default certificate"
     try:
@@ -273,6 +310,21 @@ def check_user_servers_origin(settings: Settings, network: Network) -> str:
         ):
             version = tls.version()
     except ssl.SSLCertVerificationError as error:
+        # ingress-nginx serves a Secret's certificate only for hosts in some Ingress's `tls`
+        # (rootfs/etc/nginx/lua/certificate.lua: by host, else the default certificate): the
+        # wildcard host's Ingress comes with the first `pulumi up` that sets the domain.
+        if (
+            settings.user_servers_tls_secret
+            and kube is not None
+            and not _user_servers_ingress_exists(kube, settings)
+        ):
+            return (
+                f"*.{domain} resolves where {settings.hub_host} does ({host} -> "
+                f"{addresses[0]}); its certificate ({secret}) is checkable only after the "
+                f"first `pulumi up` creates the Ingress {settings.namespace}/"
+                f"{USER_SERVERS_INGRESS}: run `make preflight STACK={settings.stack}` again "
+                f"then (now: {error.verify_message})"
+            )
         raise Failed(
             f"the certificate {addresses[0]}:{network.https_port} presents for {host} does not "
             f"validate: {error.verify_message}; browsers would refuse every user's server",
@@ -285,8 +337,8 @@ def check_user_servers_origin(settings: Settings, network: Network) -> str:
             f"check that *.{domain} reaches the ingress controller and that it serves TLS",
         ) from None
     return (
-        f"*.{domain} resolves ({host} -> {addresses[0]}) and presents a valid certificate "
-        f"({version}, {secret})"
+        f"*.{domain} resolves where {settings.hub_host} does ({host} -> {addresses[0]}) and "
+        f"presents a valid certificate ({version}, {secret})"
     )
 
 
@@ -652,7 +704,7 @@ def run_checks(
     results.append(
         _run(
             "user-servers-origin",
-            lambda: check_user_servers_origin(settings, network or Network()),
+            lambda: check_user_servers_origin(settings, network or Network(), kube),
         )
     )
     scopes = requested_scopes()

@@ -105,6 +105,7 @@ class FakeKube:
                 }
             },
             "unreserved": 1000,
+            "ingresses": set(),
         }
 
 
@@ -142,6 +143,11 @@ class _KubeHandler(JsonRequestHandler):
             resources = [{"name": n, "namespaced": True} for n in state["eso"]]
             return self._json(200, {"kind": "APIResourceList", "resources": resources})
         parts = path.strip("/").split("/")
+        if parts[:3] == ["apis", "networking.k8s.io", "v1"] and len(parts) == 7:
+            namespace, name = parts[4], parts[6]
+            if parts[5] == "ingresses" and (namespace, name) in state["ingresses"]:
+                meta = {"name": name, "namespace": namespace}
+                return self._json(200, {"kind": "PartialObjectMetadata", "metadata": meta})
         if len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"]:
             namespace, kind, name = parts[3], parts[4], parts[5]
             if kind == "secrets" and (namespace, name) in state["secrets"]:
@@ -827,7 +833,8 @@ def test_a_stack_without_a_kubernetes_context_is_refused_by_name(tmp_path) -> No
 
 # -- userServersDomain: wildcard DNS and certificate ------------------------------------------
 
-USERS_DOMAIN = "users.eodatahub-workspaces.org.uk"
+USERS_DOMAIN = "users--nb.eodatahub-workspaces.org.uk"
+HUB_HOST = "eodatahub-workspaces.org.uk"  # prod's
 
 
 @pytest.fixture(scope="module")
@@ -846,18 +853,24 @@ def tls() -> Iterator[dict[str, Any]]:
 
 
 class FakeDns:
-    """Resolves names under `wildcards` (a wildcard record) and `names` (single records) to
-    127.0.0.1; anything else fails as getaddrinfo does for a name that does not exist."""
+    """Resolves names under `wildcards` (a wildcard record) and `names` (single records, the
+    hub's host among them) to 127.0.0.1, or to `elsewhere`'s address for those names;
+    anything else fails as getaddrinfo does for a name that does not exist."""
 
-    def __init__(self, wildcards: tuple[str, ...] = (), names: tuple[str, ...] = ()) -> None:
-        self.wildcards, self.names = wildcards, names
+    def __init__(
+        self,
+        wildcards: tuple[str, ...] = (),
+        names: tuple[str, ...] = (HUB_HOST,),
+        elsewhere: dict[str, str] | None = None,
+    ) -> None:
+        self.wildcards, self.names, self.elsewhere = wildcards, names, elsewhere or {}
         self.asked: list[str] = []
 
     def __call__(self, host: str) -> list[str]:
         self.asked.append(host)
         labels = host.split(".")
         if ".".join(labels[1:]) in self.wildcards or host in self.names:
-            return ["127.0.0.1"]
+            return [self.elsewhere.get(host, "127.0.0.1")]
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
 
@@ -877,13 +890,14 @@ def test_user_servers_domain_with_wildcard_dns_and_certificate_passes(env, tls) 
     check = results["user-servers-origin"]
     assert f"*.{USERS_DOMAIN} resolves" in check.message and "valid certificate" in check.message
     # A fresh label each time: a record made for one name would not stand for every user.
-    assert len(set(dns.asked)) == 2
-    assert all(h.endswith(f".{USERS_DOMAIN}") and h.count(".") == 4 for h in dns.asked)
+    users = [h for h in dns.asked if h != HUB_HOST]
+    assert len(set(users)) == 2
+    assert all(h.endswith(f".{USERS_DOMAIN}") and h.count(".") == 4 for h in users)
 
 
 def test_user_servers_domain_without_wildcard_dns_fails(env, tls) -> None:
     # One explicit record (a test user's host) is not the wildcard every user needs.
-    dns = FakeDns(names=(f"alice.{USERS_DOMAIN}",))
+    dns = FakeDns(names=(HUB_HOST, f"alice.{USERS_DOMAIN}"))
     results = _run(env, network=_network(tls, dns=dns), user_servers_domain=USERS_DOMAIN)
     _failed(
         results,
@@ -900,6 +914,8 @@ def test_user_servers_domain_without_wildcard_dns_fails(env, tls) -> None:
     ids=["another-name", "another-ca"],
 )
 def test_user_servers_domain_with_the_wrong_certificate_fails(env, tls, server, reason) -> None:
+    # After the first up: the wildcard host's Ingress (and its `tls`) exists.
+    env["kube"].state["ingresses"].add(("jupyter", "jupyterhub-user-servers"))
     results = _run(env, network=_network(tls, server), user_servers_domain=USERS_DOMAIN)
     _failed(
         results,
@@ -908,6 +924,39 @@ def test_user_servers_domain_with_the_wrong_certificate_fails(env, tls, server, 
         reason,
         f"serve a certificate for *.{USERS_DOMAIN} (now: eodhp-tls)",
     )
+
+
+def test_user_servers_certificate_is_checked_after_the_first_up(env, tls) -> None:
+    """ingress-nginx serves the Secret's certificate only for hosts in an Ingress's `tls`
+    (rootfs/etc/nginx/lua/certificate.lua), so before the first up the controller answers the
+    users' hosts with its default certificate: not a failure of the environment."""
+    results = _run(env, network=_network(tls, "other"), user_servers_domain=USERS_DOMAIN)
+    check = results["user-servers-origin"]
+    assert check.ok, check
+    assert "checkable only after the first `pulumi up`" in check.message
+    assert "jupyter/jupyterhub-user-servers" in check.message
+    assert "run `make preflight STACK=prod` again" in check.message
+    # TLS ending at the load balancer: the Ingress changes nothing, a bad certificate fails.
+    results = _run(
+        env, network=_network(tls, "other"), user_servers_domain=USERS_DOMAIN, tls_secret_name=None
+    )
+    _failed(results, "user-servers-origin", "does not validate", "Hostname mismatch")
+
+
+def test_user_servers_domain_resolving_elsewhere_than_the_hub_fails(env, tls) -> None:
+    # A parent's wildcard, or a stale one, answers the random name but is another endpoint.
+    dns = FakeDns(wildcards=(USERS_DOMAIN,), elsewhere={HUB_HOST: "127.0.0.2"})
+    results = _run(env, network=_network(tls, dns=dns), user_servers_domain=USERS_DOMAIN)
+    _failed(
+        results,
+        "user-servers-origin",
+        f"hubHost {HUB_HOST} to ['127.0.0.2']",
+        "another endpoint",
+        f"point *.{USERS_DOMAIN} where {HUB_HOST} does",
+    )
+    dns = FakeDns(wildcards=(USERS_DOMAIN,), names=())
+    results = _run(env, network=_network(tls, dns=dns), user_servers_domain=USERS_DOMAIN)
+    _failed(results, "user-servers-origin", f"hubHost {HUB_HOST} does not resolve")
 
 
 def test_user_servers_certificate_secret_must_exist(env, tls) -> None:

@@ -1,7 +1,8 @@
 """The preflight permissions in docs/operations.md are exactly what `make preflight` reads.
 
 Each request below is one tools/preflight.py makes, for every stack's settings:
-`check_tls_secret` (a GET of the stack's TLS Secret, metadata only), `check_ingress_controller`
+`check_tls_secret` (a GET of the stack's TLS Secret, metadata only), `check_user_servers_origin`
+(a GET of the user servers' Ingress, metadata only), `check_ingress_controller`
 (a GET of the controller's ConfigMap), `check_bucket` (HeadBucket, authorised as s3:ListBucket;
 GetBucketNotificationConfiguration, as s3:GetBucketNotification), `check_oidc_provider`
 (GetOpenIDConnectProvider on the referenced or to-be-created provider) and
@@ -66,6 +67,14 @@ def kubernetes_reads(settings: Settings) -> list[Attributes]:
     for secret in (settings.tls_secret_name, settings.user_servers_tls_secret_name):
         if secret:
             reads.append(Attributes("get", "", "secrets", settings.namespace, secret))
+    # check_user_servers_origin, whenever a stack sets userServersDomain (none does yet).
+    from components.jupyterhub import USER_SERVERS_INGRESS
+
+    reads.append(
+        Attributes(
+            "get", "networking.k8s.io", "ingresses", settings.namespace, USER_SERVERS_INGRESS
+        )
+    )
     return reads
 
 
