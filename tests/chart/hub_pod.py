@@ -219,6 +219,19 @@ class Spawn:
         return {e["name"]: e.get("value") for e in container.get("env") or []}
 
 
+def loaded_hub_app(release: RenderedRelease, workdir: Path) -> Any:
+    """A JupyterHub app that has loaded the chart's config file as the hub pod does."""
+    from jupyterhub.app import JupyterHub
+
+    config_file = lay_out_hub_files(release, workdir / "hub-pod")
+    kubeconfig = workdir / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
+    with hub_process_state(hub_environment(release), kubeconfig):
+        app = JupyterHub()
+        app.load_config_file(str(config_file))
+    return app
+
+
 def spawn_in_workspace(
     release: RenderedRelease,
     workdir: Path,

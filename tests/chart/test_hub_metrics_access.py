@@ -14,15 +14,12 @@ from components.hub_metrics import METRICS_SERVICE, metrics_role
 from tests.chart.hub_pod import (
     NAMESPACE_NAME_LABEL,
     RenderedRelease,
-    hub_environment,
-    hub_process_state,
-    lay_out_hub_files,
+    loaded_hub_app,
     render_chart,
     render_release,
 )
 from tests.chart.kube import Pod, connection_allowed
 from tests.chart.reachability import deployment_pod
-from tests.support.kubeconfig import UNREACHABLE_KUBECONFIG
 from tests.support.recordings import recording_for
 
 HUB_PORT = 8081
@@ -95,16 +92,9 @@ def test_the_scraper_rule_is_the_only_network_change() -> None:
 def test_the_chart_gives_the_hub_the_metrics_service_and_role(tmp_path: Path) -> None:
     """The chart's own jupyterhub_config.py, run over the rendered hub Secret and ConfigMap,
     configures the service and role that tests/hub/test_hub_metrics.py proves on a real hub."""
-    from jupyterhub.app import JupyterHub
-
     release = _prod()
     token = release.values["hub"]["services"][METRICS_SERVICE]["apiToken"]
-    config_file = lay_out_hub_files(release, tmp_path / "hub-pod")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
-    with hub_process_state(hub_environment(release), kubeconfig):
-        app = JupyterHub()
-        app.load_config_file(str(config_file))
+    app = loaded_hub_app(release, tmp_path)
     services = {s["name"]: s for s in app.config.JupyterHub.services}
     assert services[METRICS_SERVICE] == {"name": METRICS_SERVICE, "api_token": token}
     roles = [

@@ -7,12 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.chart.hub_pod import (
-    hub_environment,
-    hub_process_state,
-    lay_out_hub_files,
+    loaded_hub_app,
     render_release,
 )
-from tests.support.kubeconfig import UNREACHABLE_KUBECONFIG
 from tests.support.recordings import recording_with_user_servers
 
 DOMAIN = "users.staging.example.org.uk"
@@ -21,20 +18,13 @@ DOMAIN = "users.staging.example.org.uk"
 def test_the_chart_routes_by_host_and_the_hub_loads_with_the_users_domain(
     tmp_path: Path,
 ) -> None:
-    from jupyterhub.app import JupyterHub
-
     release = render_release(recording_with_user_servers("staging"))
     (proxy,) = [d for d in release.of_kind("Deployment") if d["metadata"]["name"] == "proxy"]
     (chp,) = proxy["spec"]["template"]["spec"]["containers"]
     # Without it the hub's host-prefixed routes never match (templates/proxy/deployment.yaml).
     assert "--host-routing" in chp["command"]
 
-    config_file = lay_out_hub_files(release, tmp_path / "hub-pod")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
-    with hub_process_state(hub_environment(release), kubeconfig):
-        app = JupyterHub()
-        app.load_config_file(str(config_file))
+    app = loaded_hub_app(release, tmp_path)
     assert app.subdomain_host == f"https://{DOMAIN}"
     assert app.public_url == "https://staging.eodatahub-workspaces.org.uk/notebooks/"
     assert app.subdomain_hook("alice", app.domain, "user") == f"alice.{DOMAIN}"

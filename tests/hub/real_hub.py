@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import ParseResult, urlparse
 
 import requests
 
@@ -263,6 +264,21 @@ class RealHub:
         response = session.get(f"{self.url}/hub/oauth_login", timeout=30)
         response.raise_for_status()
         return session
+
+    def login_round_trip(
+        self, kc, username: str
+    ) -> tuple[requests.Session, requests.Response, ParseResult]:
+        """A browser's login to the hub's home page: the session, the last answer (its
+        history holds every hop) and the realm's authorization request it went through."""
+        kc.login_as = username
+        session = requests.Session()
+        response = session.get(f"{self.url}/hub/oauth_login?next=/notebooks/hub/home", timeout=30)
+        response.raise_for_status()
+        hops = [
+            urlparse(r.headers["Location"]) for r in response.history if "Location" in r.headers
+        ]
+        authorize = next(h for h in hops if h.path.endswith("/protocol/openid-connect/auth"))
+        return session, response, authorize
 
     def k8s_calls(self) -> list[dict[str, Any]]:
         """Every Kubernetes API call the hub's spawners made, in order."""

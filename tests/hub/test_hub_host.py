@@ -10,17 +10,9 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlparse
 
-import requests
-
 
 def test_a_login_round_trip_lands_back_on_the_hub_host(real_hub, kc) -> None:
-    kc.login_as = "alice"
-    session = requests.Session()
-    response = session.get(f"{real_hub.url}/hub/oauth_login?next=/notebooks/hub/home", timeout=30)
-    response.raise_for_status()
-
-    hops = [urlparse(r.headers["Location"]) for r in response.history if "Location" in r.headers]
-    authorize = next(h for h in hops if h.path.endswith("/protocol/openid-connect/auth"))
+    _, response, authorize = real_hub.login_round_trip(kc, "alice")
     callback = f"http://{real_hub.host}/notebooks/hub/oauth_callback"
     assert parse_qs(authorize.query)["redirect_uri"] == [callback]
     # Keycloak sent the browser back to that callback, and the hub kept it on its host.

@@ -157,12 +157,7 @@ def test_per_user_origins_on_a_real_hub(subdomain_hub, kc, monkeypatch) -> None:
     kc.redirect_uri = callback
 
     # 1. The login round trip starts and ends on the hub's host.
-    kc.login_as = "alice"
-    session = requests.Session()
-    response = session.get(f"{hub.url}/hub/oauth_login?next=/notebooks/hub/home", timeout=30)
-    response.raise_for_status()
-    hops = [urlparse(r.headers["Location"]) for r in response.history if "Location" in r.headers]
-    authorize = next(h for h in hops if h.path.endswith("/protocol/openid-connect/auth"))
+    session, response, authorize = hub.login_round_trip(kc, "alice")
     assert parse_qs(authorize.query)["redirect_uri"] == [callback]
     final = urlparse(response.url)
     assert (final.netloc, final.path) == (hub.host, "/notebooks/hub/home")
