@@ -8,6 +8,7 @@ import warnings
 import pytest
 
 from eodh_jupyterhub.offline import Recording
+from tests.support.aws_models import share_service_models
 from tests.support.recordings import recording_for
 from tests.support.stacks import stack_names
 
@@ -15,6 +16,7 @@ from tests.support.stacks import stack_names
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws(\..*)?")
 
 STACKS = stack_names()
+share_service_models()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

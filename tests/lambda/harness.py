@@ -30,8 +30,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import boto3
-import botocore.loaders
-import botocore.session
+
+from tests.support.aws_models import share_service_models
+
+# Worlds, their functions and the bench build many sessions: parse the models once.
+share_service_models()
 
 REPO = Path(__file__).resolve().parents[2]
 HANDLER_PATH = REPO / "lambda" / "s3keep" / "handler.py"
@@ -99,17 +102,6 @@ class World:
         return events
 
 
-# Every world's sessions share one model loader: a new botocore session otherwise parses the
-# service models' JSON again, which was most of the property test's time.
-_LOADER = botocore.loaders.create_loader()
-
-
-def _botocore_session() -> botocore.session.Session:
-    session = botocore.session.Session()
-    session.register_component("data_loader", _LOADER)
-    return session
-
-
 def make_world(*, versioning: bool = True, bucket: str = BUCKET) -> World:
     """The workspace bucket as deployed (versioned, SSE-S3 by default) and its event queue."""
     iam = boto3.client("iam", region_name=REGION)
@@ -132,7 +124,6 @@ def make_world(*, versioning: bool = True, bucket: str = BUCKET) -> World:
         RoleArn=role["Arn"], RoleSessionName=FUNCTION_NAME
     )["Credentials"]
     function_session = boto3.Session(
-        botocore_session=_botocore_session(),
         aws_access_key_id=credentials["AccessKeyId"],
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
