@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class _ReadableDumper(yaml.SafeDumper):
+# libyaml's emitter where PyYAML has it: the same documents, byte for byte (checked over
+# every stack's render), in a fraction of the time the pure-Python one takes.
+_SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _ReadableDumper(_SafeDumper):
     """Multi-line strings (the hub's Python files, templates) as literal blocks."""
 
 
