@@ -414,6 +414,14 @@ def test_manage_workspace_bucket_can_be_switched_off() -> None:
     assert load_settings(config, "dev").manage_workspace_bucket is False
 
 
+def _only_problem(config: dict[str, str], stack: str) -> str:
+    """The one problem `load_settings` reports for `config`."""
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config, stack)
+    (problem,) = raised.value.problems
+    return problem
+
+
 def _string_keys(stack: str) -> list[str]:
     """Every key the settings read whose value is text (not an object), set or defaulted."""
     config = effective_config(stack)
@@ -491,22 +499,17 @@ def test_user_servers_domain_leaves_the_workspaces_domain_and_keycloaks_host() -
     # would take its apex.
     config = _mutated("dev", f"{P}hubHost", "notebooks.dev.eodatahub.org.uk")
     config[f"{P}userServersDomain"] = "eodatahub-workspaces.org.uk"
-    with pytest.raises(SettingsError) as raised:
-        load_settings(config, "dev")
-    (problem,) = raised.value.problems
+    problem = _only_problem(config, "dev")
     assert "cannot be workspacesDomain dev.eodatahub-workspaces.org.uk" in problem
     # Keycloak on a host of its own: its host and anything under it are the realm's.
     config = _mutated("dev", f"{P}keycloakIssuer", "https://auth.example.org.uk/realms/eodhp")
     for domain in ("auth.example.org.uk", "users.auth.example.org.uk"):
         config[f"{P}userServersDomain"] = domain
-        with pytest.raises(SettingsError) as raised:
-            load_settings(config, "dev")
-        (problem,) = raised.value.problems
+        problem = _only_problem(config, "dev")
         assert "outside keycloakIssuer's host (auth.example.org.uk)" in problem, problem
     config[f"{P}userServersDomain"] = "example.org.uk"
-    with pytest.raises(SettingsError) as raised:
-        load_settings(config, "dev")
-    assert "cannot be keycloakIssuer's host auth.example.org.uk" in raised.value.problems[0]
+    problem = _only_problem(config, "dev")
+    assert "cannot be keycloakIssuer's host auth.example.org.uk" in problem
 
 
 def test_workspace_names_never_hold_a_double_hyphen() -> None:
@@ -521,9 +524,7 @@ def test_workspace_names_never_hold_a_double_hyphen() -> None:
 def test_user_servers_domain_may_not_hold_a_redirecting_hub_host() -> None:
     config = _mutated("dev", f"{P}hubExtraHosts", '["notebooks.users.example.org.uk"]')
     config[f"{P}userServersDomain"] = "users.example.org.uk"
-    with pytest.raises(SettingsError) as raised:
-        load_settings(config, "dev")
-    (problem,) = raised.value.problems
+    problem = _only_problem(config, "dev")
     assert problem.startswith(f"{P}userServersDomain: expected a domain whose hosts")
     assert "cannot be hubExtraHosts notebooks.users.example.org.uk" in problem
     assert 'for example "users--nb.eodatahub-workspaces.org.uk"' in problem
