@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import time
@@ -25,12 +26,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# libyaml's emitter where PyYAML has it: the same documents, byte for byte (checked over
-# every stack's render), in a fraction of the time the pure-Python one takes.
-_SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-class _ReadableDumper(_SafeDumper):
+class _ReadableDumper(yaml.SafeDumper):
     """Multi-line strings (the hub's Python files, templates) as literal blocks."""
 
 
@@ -40,6 +36,21 @@ def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _ReadableDumper.add_representer(str, _str_presenter)
+
+# libyaml's emitter, where PyYAML has it, writes the same bytes several times faster, except
+# for characters it will not print as they are: NEL (U+0085) and everything beyond U+FFFF
+# (an emoji), which it escapes in a double-quoted line, a literal block included (every
+# code point compared once; tests/program/test_render_yaml.py holds a sample). Documents
+# holding one take the pure-Python emitter.
+_FastReadableDumper: type[yaml.SafeDumper] | None = None
+if hasattr(yaml, "CSafeDumper"):
+
+    class _CReadableDumper(yaml.CSafeDumper):
+        pass
+
+    _CReadableDumper.add_representer(str, _str_presenter)
+    _FastReadableDumper = _CReadableDumper
+_LIBYAML_ESCAPES = re.compile("[\x85\U00010000-\U0010ffff]")
 
 
 def _integral_floats(value: Any) -> Any:
@@ -56,9 +67,13 @@ def _dump_json(data: Any) -> str:
 
 
 def _dump_yaml(data: Any) -> str:
+    data = _integral_floats(data)
+    dumper = _FastReadableDumper or _ReadableDumper
+    if _LIBYAML_ESCAPES.search(json.dumps(data, ensure_ascii=False, default=str)):
+        dumper = _ReadableDumper
     return yaml.dump(
-        _integral_floats(data),
-        Dumper=_ReadableDumper,
+        data,
+        Dumper=dumper,
         sort_keys=True,
         default_flow_style=False,
         allow_unicode=True,

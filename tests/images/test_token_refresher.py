@@ -149,6 +149,25 @@ def test_refresh_soon_is_rate_limited(hub: FakeHub, token_file: Path, running: l
     assert len(hub.requests) <= 2, "every failing request must not hit the hub"
 
 
+def test_a_refresh_asked_for_within_the_rate_limit_is_delayed_not_dropped(
+    hub: FakeHub, token_file: Path, running: list
+) -> None:
+    # STS refusing the token on disk right after a refresh must still get a new one: the
+    # wake-up waits out the limit, then asks the hub (else the drive stays broken until the
+    # next scheduled refresh, 45 minutes later for an hour's token).
+    hub.issue(fake_jwt(time.time() + 3600), WORKSPACE, time.time() + 3600)
+    thread = refresher(hub, token_file, fake_jwt(time.time() + 3600), min_interval=1.0)
+    thread.start()
+    running.append(thread)
+    thread.refresh_soon()
+    wait_for(lambda: thread.refreshes == 1, 5, "the first on-demand refresh")
+    asked_again = time.monotonic()
+    thread.refresh_soon()
+    wait_for(lambda: thread.refreshes == 2, 5, "the refresh asked for within the limit")
+    assert time.monotonic() - asked_again >= 0.8, "the rate limit was not waited out"
+    assert len(hub.requests) == 2
+
+
 def test_config_without_variables_keeps_only_the_home_drive(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
