@@ -173,26 +173,33 @@ def test_with_the_volume_as_every_home_each_plant_fires(
     assert fired == set(PLANTS)
 
 
-def test_without_safe_path_a_kernel_runs_what_is_planted_where_it_starts(
-    pods: dict[str, Any], tmp_path: Path
+@pytest.mark.parametrize(
+    ("protection", "probe_script", "plants"),
+    [
+        # PYTHONSAFEPATH: a kernel started in the root runs a planted launcher or module.
+        (("PYTHONSAFEPATH",), PROBE_KERNEL_IN_ROOT, CWD_PLANTS),
+        # Each R protection off at once (one R start shows all three): R reads the working
+        # directory's .Rprofile and .Renviron, and the image's own kernel spec restores .RData.
+        (("R_PROFILE_USER", "R_ENVIRON_USER", "JUPYTER_PATH"), PROBE_R_IN_ROOT, R_PLANTS),
+        # The git settings: a planted repository's hooks and fsmonitor run its commands.
+        (("GIT_CONFIG_COUNT",), PROBE_GIT_IN_ROOT, GIT_PLANTS),
+    ],
+    ids=["safe-path", "r", "git"],
+)
+def test_without_a_protection_its_plants_fire_where_a_server_starts(
+    pods: dict[str, Any],
+    tmp_path: Path,
+    protection: tuple[str, ...],
+    probe_script: str,
+    plants: set[str],
 ) -> None:
-    # Only the start-ups in the root: test_nothing_mallory_plants_runs_in_alices_server
-    # holds every other one with all protections on.
-    without = without_environment(pods, "PYTHONSAFEPATH")
-    fired, _ = _attack(without, tmp_path, PROBE_KERNEL_IN_ROOT)
-    assert fired == CWD_PLANTS
-
-
-def test_without_r_user_files_named_nor_its_kernel_spec_r_reads_those_where_it_starts(
-    pods: dict[str, Any], tmp_path: Path
-) -> None:
-    # Each R protection off at once (one R start shows all three): R reads the working
-    # directory's .Rprofile and .Renviron, and the image's own kernel spec restores .RData.
+    # Only the start-ups the protection guards: test_nothing_mallory_plants_runs_in_alices_server
+    # holds every start-up with all protections on.
     without = pods
-    for name in ("R_PROFILE_USER", "R_ENVIRON_USER", "JUPYTER_PATH"):
+    for name in protection:
         without = without_environment(without, name)
-    fired, _ = _attack(without, tmp_path, PROBE_R_IN_ROOT)
-    assert fired == R_PLANTS
+    fired, _ = _attack(without, tmp_path, probe_script)
+    assert fired == plants
 
 
 def test_the_pods_r_kernel_spec_is_the_images_with_no_restore(
@@ -210,14 +217,6 @@ def test_the_pods_r_kernel_spec_is_the_images_with_no_restore(
     ir = json.loads(listed.stdout)["kernelspecs"]["ir"]
     assert ir["resource_dir"] == "/opt/eodh/jupyter/kernels/ir"
     assert ir["spec"]["argv"] == argv and ir["spec"]["display_name"] == "R"
-
-
-def test_without_the_git_settings_a_planted_repository_runs_its_commands(
-    pods: dict[str, Any], tmp_path: Path
-) -> None:
-    without = without_environment(pods, "GIT_CONFIG_COUNT")
-    fired, _ = _attack(without, tmp_path, PROBE_GIT_IN_ROOT)
-    assert fired == GIT_PLANTS
 
 
 def test_user_installs_persist_per_user(pods: dict[str, Any], tmp_path: Path) -> None:
