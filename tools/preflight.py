@@ -196,25 +196,30 @@ def check_external_secrets(kube: KubeClient) -> str:
     return "external-secrets.io/v1 serves SecretStore and ExternalSecret"
 
 
+def _object_exists(kube: KubeClient, path: str) -> bool:
+    """Whether the API server has the object at `path` (its metadata only is read)."""
+    response = kube.get(path, accept=METADATA_ONLY)
+    if response.status_code not in (200, 404):
+        raise Failed(f"GET {path} answered HTTP {response.status_code}", "check your access")
+    return response.status_code == 200
+
+
 def check_tls_secret(kube: KubeClient, settings: Settings) -> str:
-    named = [("tlsSecretName", settings.tls_secret_name)]
-    if settings.user_servers_tls_secret_name:
-        named.append(("userServersTlsSecretName", settings.user_servers_tls_secret_name))
+    named = [
+        ("tlsSecretName", settings.tls_secret_name),
+        ("userServersTlsSecretName", settings.user_servers_tls_secret_name),
+    ]
     found = []
     for key, name in named:
         if not name:
             continue
-        path = f"/api/v1/namespaces/{settings.namespace}/secrets/{name}"
-        response = kube.get(path, accept=METADATA_ONLY)
-        if response.status_code == 404:
+        if not _object_exists(kube, f"/api/v1/namespaces/{settings.namespace}/secrets/{name}"):
             raise Failed(
                 f"TLS secret {settings.namespace}/{name} ({key}) does not exist: the "
                 "ingress would serve the controller's default certificate",
                 f"create it in namespace {settings.namespace} (or copy it there), or unset "
                 f"{key} if TLS ends at the load balancer",
             )
-        if response.status_code != 200:
-            raise Failed(f"GET {path} answered HTTP {response.status_code}", "check your access")
         found.append(f"{settings.namespace}/{name}")
     if not found:
         return "no tlsSecretName: TLS ends at the load balancer, nothing to check"
@@ -244,14 +249,11 @@ class Network:
 def _user_servers_ingress_exists(kube: KubeClient, settings: Settings) -> bool:
     from components.jupyterhub import USER_SERVERS_INGRESS
 
-    path = (
+    return _object_exists(
+        kube,
         f"/apis/networking.k8s.io/v1/namespaces/{settings.namespace}/ingresses/"
-        f"{USER_SERVERS_INGRESS}"
+        f"{USER_SERVERS_INGRESS}",
     )
-    response = kube.get(path, accept=METADATA_ONLY)
-    if response.status_code not in (200, 404):
-        raise Failed(f"GET {path} answered HTTP {response.status_code}", "check your access")
-    return response.status_code == 200
 
 
 def check_user_servers_origin(
